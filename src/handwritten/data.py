@@ -1,0 +1,368 @@
+"""MNIST on disk: find it, download it once, and refuse anything that is not the real thing.
+
+The IDX payload checksums are the single source of truth: a gzip stream's bytes depend on
+the compressor, so mirrors serve different ``.gz`` files, but every faithful copy
+decompresses to the same bytes. Every load path verifies them, so a model is never
+trained or scored on a corrupt or substituted file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import http.client
+import os
+import re
+import struct
+import sys
+import tempfile
+import urllib.request
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from handwritten.errors import DataError
+
+try:
+    import fcntl
+except ImportError:  # Windows: the atomic os.replace alone keeps concurrent downloads safe.
+    fcntl = None  # type: ignore[assignment]
+
+IDX_FILES: dict[str, str] = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+PAYLOAD_SHA256: dict[str, str] = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+
+MIRRORS: tuple[str, ...] = (
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+)
+
+SPLIT_SIZES: dict[str, int] = {"train": 60000, "test": 10000}
+
+DOWNLOAD_TIMEOUT = 30.0
+"""Seconds a mirror may stay silent before the next one is tried."""
+
+DATA_DIR_ENV = "HANDWRITTEN_DATA_DIR"
+MIRROR_ENV = "HANDWRITTEN_MNIST_MIRROR"
+
+_LABELS_MAGIC = 0x00000801
+_IMAGES_MAGIC = 0x00000803
+_IMAGE_SIDE = 28
+_CHUNK = 1 << 16
+
+_REDOWNLOAD = "delete it and run again to re-download"
+_REPLACE = "replace it with a good copy of the original MNIST file"
+_SET_DATA_DIR = f"set {DATA_DIR_ENV} (or --data-dir) to a folder holding the four MNIST files"
+
+
+@dataclass(frozen=True)
+class Mnist:
+    """The four MNIST arrays, verified against the published payload checksums.
+
+    x_train (60000, 28, 28), y_train (60000,), x_test (10000, 28, 28), y_test (10000,), all
+    uint8 and writable, as keras.datasets.mnist.load_data returns them, so callers can switch.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Pick the MNIST folder: an explicit choice wins, then the environment, then the cache."""
+    return _locate(data_dir)[0]
+
+
+def load_mnist(data_dir: str | os.PathLike[str] | None = None, *, download: bool = True) -> Mnist:
+    """Load verified MNIST, downloading into the cache only when no folder was chosen.
+
+    A folder the user chose is never written to: if it lacks files, that is a mistake in
+    the choice, and quietly downloading would hide it.
+    """
+    directory, chosen = _locate(data_dir)
+    if chosen:
+        _require_complete(directory)
+        return _read_mnist(directory, remedy=_REPLACE)
+    missing = _missing(directory)
+    if missing and not download:
+        raise DataError(
+            f"MNIST is not in the cache folder {directory} (missing {', '.join(missing)}); "
+            f"allow the download, or {_SET_DATA_DIR}"
+        )
+    if missing:
+        download_mnist(directory, names=missing)
+    return _read_mnist(directory, remedy=_REDOWNLOAD)
+
+
+def data_checksums() -> dict[str, str]:
+    """Return the payload checksums as a copy, so a model card cannot alter the originals."""
+    return dict(PAYLOAD_SHA256)
+
+
+def download_mnist(
+    target_dir: str | os.PathLike[str],
+    mirrors: Sequence[str] | None = None,
+    *,
+    names: Iterable[str] | None = None,
+    timeout: float | None = None,
+) -> None:
+    """Fetch the missing MNIST files into target_dir, trying each mirror in turn.
+
+    Files already present are kept, so a second process that waited on the lock does not
+    fetch them again. A file only ever appears under its final name after its payload
+    checksum has been verified, so an interrupted or corrupt download leaves nothing behind
+    that a later load would trust.
+    """
+    target = Path(target_dir)
+    urls = _mirror_list(mirrors)
+    wanted = list(IDX_FILES.values()) if names is None else list(names)
+    limit = DOWNLOAD_TIMEOUT if timeout is None else timeout
+    with _exclusive(target):
+        for name in wanted:
+            if _find(target, name) is None:
+                _download_one(target, name, urls, limit)
+
+
+def _locate(data_dir: str | os.PathLike[str] | None) -> tuple[Path, bool]:
+    """Return the MNIST folder and whether the user chose it (so it must not be written)."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser(), True
+    from_env = os.environ.get(DATA_DIR_ENV)
+    if from_env:
+        return Path(from_env).expanduser(), True
+    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache_home).expanduser() / "handwritten" / "mnist", False
+
+
+def _find(directory: Path, name: str) -> Path | None:
+    """Return the uncompressed or gzipped copy of an IDX file, whichever exists."""
+    for candidate in (directory / name, directory / f"{name}.gz"):
+        if os.path.lexists(candidate):
+            return candidate
+    return None
+
+
+def _existing(directory: Path, name: str) -> Path:
+    """Like _find, but falls back to the plain name so a read error names the file expected."""
+    return _find(directory, name) or directory / name
+
+
+def _missing(directory: Path) -> list[str]:
+    return [name for name in IDX_FILES.values() if _find(directory, name) is None]
+
+
+def _require_complete(directory: Path) -> None:
+    if not directory.is_dir():
+        raise DataError(
+            f"MNIST folder {directory} does not exist or is not a folder; {_SET_DATA_DIR}"
+        )
+    missing = _missing(directory)
+    if missing:
+        raise DataError(
+            f"MNIST folder {directory} lacks {', '.join(missing)} (as the file or as .gz); "
+            f"add them there, or {_SET_DATA_DIR}, or unset {DATA_DIR_ENV} to download "
+            "into the cache"
+        )
+
+
+def _read_mnist(
+    directory: Path,
+    *,
+    checksums: Mapping[str, str] = PAYLOAD_SHA256,
+    sizes: Mapping[str, int] = SPLIT_SIZES,
+    remedy: str = _REDOWNLOAD,
+) -> Mnist:
+    """Read and verify all four files; checksums and sizes are injectable for tiny fixtures."""
+    x_train, y_train = _read_split(directory, "train", checksums, sizes["train"], remedy)
+    x_test, y_test = _read_split(directory, "test", checksums, sizes["test"], remedy)
+    return Mnist(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+
+
+def _read_split(
+    directory: Path, split: str, checksums: Mapping[str, str], size: int, remedy: str
+) -> tuple[np.ndarray, np.ndarray]:
+    paths = [_existing(directory, IDX_FILES[f"{split}_{part}"]) for part in ("images", "labels")]
+    images, labels = (_read_idx(path, checksums=checksums, remedy=remedy) for path in paths)
+    if len(images) != len(labels):
+        raise DataError(
+            f"{paths[0]} holds {len(images)} images but {paths[1]} holds {len(labels)} labels; "
+            f"{remedy} (for both files)"
+        )
+    if len(images) != size:
+        raise DataError(
+            f"{paths[0]} and {paths[1]} hold {len(images)} examples, expected {size} "
+            f"for the MNIST {split} split; {remedy} (for both files)"
+        )
+    return images, labels
+
+
+def _read_idx(
+    path: Path, *, checksums: Mapping[str, str] = PAYLOAD_SHA256, remedy: str = _REDOWNLOAD
+) -> np.ndarray:
+    """Read one IDX file, trusting its contents only once header and checksum agree."""
+    name = path.name.removesuffix(".gz")
+    payload = _read_payload(path, remedy)
+    header_size, shape = _parse_header(payload, path, name, remedy)
+    digest = hashlib.sha256(payload).hexdigest()
+    if digest != checksums[name]:
+        raise DataError(
+            f"{path} is corrupt or not the original MNIST {name}: SHA-256 of its decompressed "
+            f"contents is {digest}, expected {checksums[name]}; {remedy}"
+        )
+    return np.frombuffer(payload, dtype=np.uint8, offset=header_size).reshape(shape).copy()
+
+
+def _read_payload(path: Path, remedy: str) -> bytes:
+    """Return the decompressed bytes, turning every way a file can be unreadable into advice."""
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as stream:
+                return stream.read()
+        return path.read_bytes()
+    except IsADirectoryError:
+        raise DataError(f"{path} is a folder, not an MNIST file; {remedy}") from None
+    except PermissionError:
+        raise DataError(
+            f"{path} cannot be read (permission denied); make it readable, or {remedy}"
+        ) from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise DataError(f"{path} is not a complete gzip file ({error}); {remedy}") from None
+    except OSError as error:
+        raise DataError(f"{path} cannot be read ({error.strerror or error}); {remedy}") from None
+
+
+def _parse_header(
+    payload: bytes, path: Path, name: str, remedy: str
+) -> tuple[int, tuple[int, ...]]:
+    """Check an IDX header against what MNIST's file of that name must hold."""
+    is_labels = "-labels-" in name
+    magic, ndim = (_LABELS_MAGIC, 1) if is_labels else (_IMAGES_MAGIC, 3)
+    header_size = 4 + 4 * ndim
+    if not payload:
+        raise DataError(f"{path} is empty; {remedy}")
+    if len(payload) < header_size:
+        raise DataError(f"{path} is too short ({len(payload)} bytes) to be an IDX file; {remedy}")
+    (found,) = struct.unpack(">I", payload[:4])
+    if found != magic:
+        kind = "labels" if is_labels else "images"
+        raise DataError(
+            f"{path} has magic number 0x{found:08x}, expected 0x{magic:08x} for MNIST {kind}; "
+            f"{remedy}"
+        )
+    shape = struct.unpack(f">{ndim}I", payload[4:header_size])
+    if not is_labels and shape[1:] != (_IMAGE_SIDE, _IMAGE_SIDE):
+        raise DataError(f"{path} holds {shape[1]}x{shape[2]} images, MNIST's are 28x28; {remedy}")
+    expected = header_size + int(np.prod(shape))
+    if len(payload) != expected:
+        raise DataError(
+            f"{path} is {len(payload)} bytes once decompressed but its header promises "
+            f"{expected} (truncated or padded); {remedy}"
+        )
+    return header_size, shape
+
+
+def _mirror_list(mirrors: Sequence[str] | None) -> list[str]:
+    """Return base URLs, each ending in "/"; the environment replaces the defaults."""
+    if mirrors is None:
+        configured = re.split(r"[\s,]+", os.environ.get(MIRROR_ENV, "").strip())
+        mirrors = [url for url in configured if url] or MIRRORS
+    return [url if url.endswith("/") else f"{url}/" for url in mirrors]
+
+
+@contextlib.contextmanager
+def _exclusive(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock so concurrent processes fetch each file once."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        lock = (directory / ".lock").open("a")
+    except OSError as error:
+        raise DataError(
+            f"cannot write MNIST into {directory} ({error.strerror or error}); make it "
+            f"writable, or set XDG_CACHE_HOME to a writable folder, or {_SET_DATA_DIR}"
+        ) from None
+    with lock:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _download_one(directory: Path, name: str, mirrors: Sequence[str], timeout: float) -> None:
+    final = directory / f"{name}.gz"
+    failures = []
+    for mirror in mirrors:
+        url = f"{mirror}{name}.gz"
+        try:
+            _fetch_verified(url, final, PAYLOAD_SHA256[name], timeout)
+        except (OSError, http.client.HTTPException, ValueError, DataError) as error:
+            failures.append(f"  {url}: {error}")
+            print(f"failed: {error}", file=sys.stderr)
+        else:
+            return
+    raise DataError(
+        f"could not download {final}; every mirror failed:\n"
+        + "\n".join(failures)
+        + f"\nCheck your network or set {MIRROR_ENV} to a mirror serving {name}.gz, "
+        f"or {_SET_DATA_DIR}"
+    )
+
+
+def _fetch_verified(url: str, final: Path, sha256: str, timeout: float) -> None:
+    """Download to a temporary sibling and rename only a verified file into place."""
+    descriptor, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part")
+    partial = Path(name)
+    try:
+        print(f"Downloading {url}", file=sys.stderr)
+        with (
+            os.fdopen(descriptor, "wb") as out,
+            urllib.request.urlopen(url, timeout=timeout) as response,
+        ):
+            _copy_with_progress(response, out)
+        digest = _gzip_payload_sha256(partial)
+        if digest != sha256:
+            raise DataError(f"decompressed SHA-256 is {digest}, expected {sha256}")
+        os.replace(partial, final)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _copy_with_progress(response: http.client.HTTPResponse, out: BinaryIO) -> None:
+    """Copy the body, showing progress on a terminal; a short body is an error, not EOF."""
+    total = int(response.headers.get("Content-Length") or 0)
+    done = 0
+    show = sys.stderr.isatty()
+    while chunk := response.read(_CHUNK):
+        out.write(chunk)
+        done += len(chunk)
+        if show:
+            print(f"\r  {done / 1e6:.1f} / {total / 1e6:.1f} MB", end="", file=sys.stderr)
+    if show:
+        print(file=sys.stderr)
+    if total and done != total:
+        raise DataError(f"connection closed after {done} of {total} bytes")
+
+
+def _gzip_payload_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with gzip.open(path, "rb") as stream:
+            while chunk := stream.read(_CHUNK):
+                digest.update(chunk)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise DataError(f"not a complete gzip file ({error})") from None
+    return digest.hexdigest()
