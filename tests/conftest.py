@@ -1,0 +1,34 @@
+"""Shared fixtures: the real MNIST, the shipped models, and the people's drawings in ../shared."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+MNIST_DIR = Path(os.environ.get("HANDWRITTEN_DATA_DIR") or ROOT / "../shared/mnist").resolve()
+USER_DIGITS = (ROOT / "../shared/user-digits").resolve()
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    from handwritten.data import load_mnist
+
+    return load_mnist(MNIST_DIR)
+
+
+@pytest.fixture(scope="session")
+def seed_model():
+    from handwritten.models import load_model
+
+    return load_model("seed")
+
+
+@pytest.fixture(scope="session")
+def user_digits() -> list[tuple[Path, int]]:
+    """The labelled drawings people made: (image path, digit)."""
+    with open(USER_DIGITS / "labels.csv", newline="") as table:
+        return [(USER_DIGITS / row["file"], int(row["label"])) for row in csv.DictReader(table)]

@@ -1,0 +1,100 @@
+"""Models: the seed architecture exactly, shipped files, and refusing unsafe or unfit files."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from handwritten.errors import ModelError
+from handwritten.models import build_seed, load_model, resolve_model
+
+
+def test_seed_is_the_tutorial_network() -> None:
+    model = build_seed()
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Flatten", "Dense", "Dense", "Dense"]
+    assert [layer.units for layer in model.layers[1:]] == [128, 128, 10]
+    assert [layer.activation.__name__ for layer in model.layers[1:]] == ["relu", "relu", "softmax"]
+    assert model.count_params() == 784 * 128 + 128 + 128 * 128 + 128 + 128 * 10 + 10
+
+
+def test_shipped_seed_model_and_card_exist() -> None:
+    path = resolve_model("seed")
+    assert path.name == "handwritten.keras"
+    assert path.is_file()
+    assert path.with_name("handwritten.card.json").is_file()
+
+
+def test_a_path_is_taken_as_given(tmp_path: Path) -> None:
+    assert resolve_model(tmp_path / "mine.keras") == tmp_path / "mine.keras"
+
+
+def save(model: keras.Model, path: Path) -> Path:
+    model.save(path)
+    return path
+
+
+def test_missing_model_file(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match=r"missing\.keras: no such model file"):
+        load_model(tmp_path / "missing.keras")
+
+
+def test_a_file_that_is_not_a_model(tmp_path: Path) -> None:
+    path = tmp_path / "notes.keras"
+    path.write_text("not a model")
+    with pytest.raises(ModelError, match=r"notes\.keras: not a Keras model file"):
+        load_model(path)
+
+
+def test_a_truncated_model_file(tmp_path: Path) -> None:
+    whole = resolve_model("seed").read_bytes()
+    path = tmp_path / "cut.keras"
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ModelError, match=r"cut\.keras"):
+        load_model(path)
+
+
+def test_a_zip_that_is_not_a_keras_model(tmp_path: Path) -> None:
+    path = tmp_path / "archive.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("hello.txt", "hi")
+    with pytest.raises(ModelError, match=r"archive\.keras: cannot be loaded safely"):
+        load_model(path)
+
+
+def test_a_model_with_code_in_a_lambda_layer_is_refused(tmp_path: Path) -> None:
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28)),
+            keras.layers.Lambda(lambda x: x * 2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    path = save(model, tmp_path / "lambda.keras")
+    with pytest.raises(ModelError, match=r"lambda\.keras: cannot be loaded safely"):
+        load_model(path)
+
+
+@pytest.mark.parametrize(
+    ("input_shape", "classes", "complaint"),
+    [((32, 32), 10, "not a 28x28 image"), ((28, 28), 5, "not 10 digit classes")],
+)
+def test_a_model_for_another_task_is_refused(
+    tmp_path: Path, input_shape: tuple, classes: int, complaint: str
+) -> None:
+    model = keras.Sequential(
+        [keras.Input(input_shape), keras.layers.Flatten(), keras.layers.Dense(classes)]
+    )
+    with pytest.raises(ModelError, match=complaint):
+        load_model(save(model, tmp_path / "other.keras"))
+
+
+def test_a_model_saved_by_the_user_loads(tmp_path: Path) -> None:
+    path = save(build_seed(), tmp_path / "fresh.keras")
+    model = load_model(path)
+    assert model(np.zeros((1, 28, 28), dtype=np.float32)).shape == (1, 10)

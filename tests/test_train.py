@@ -1,0 +1,70 @@
+"""Training: the seed recipe learns, the same seed gives the same weights, the card tells how."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import MNIST_DIR
+
+from handwritten import data
+from handwritten.errors import HandwrittenError
+from handwritten.models import load_model
+from handwritten.train import card_path, train
+
+pytestmark = pytest.mark.integration
+
+
+def test_one_epoch_of_the_seed_recipe_beats_95_percent(tmp_path: Path) -> None:
+    output = tmp_path / "one-epoch.keras"
+    card = train("seed", output, data_dir=MNIST_DIR, epochs=1, verbose=0)
+    accuracy = card["metrics"]["test_accuracy"]
+    print(f"seed, 1 epoch: MNIST test accuracy {accuracy:.4f}")
+    assert accuracy > 0.95
+    assert load_model(output).count_params() == card["parameters"]
+    written = json.loads(card_path(output).read_text())
+    assert written == card
+    assert written["architecture"] == "seed"
+    assert written["epochs"] == 1
+    assert written["seed"] == 42
+    assert written["data"]["sha256"] == data.PAYLOAD_SHA256
+    assert written["training_seconds"] > 0
+    assert "handwritten" in written["command"]
+
+
+def weights(path: Path) -> list[np.ndarray]:
+    return load_model(path).get_weights()
+
+
+def test_the_same_seed_gives_the_same_weights(tmp_path: Path) -> None:
+    runs = {}
+    for name, seed in [("a", 7), ("b", 7), ("c", 8)]:
+        output = tmp_path / f"{name}.keras"
+        train("seed", output, data_dir=MNIST_DIR, epochs=1, limit=2000, seed=seed, verbose=0)
+        runs[name] = weights(output)
+    assert all(np.array_equal(a, b) for a, b in zip(runs["a"], runs["b"], strict=True))
+    assert not all(np.array_equal(a, c) for a, c in zip(runs["a"], runs["c"], strict=True))
+
+
+def test_an_existing_model_is_not_overwritten_without_force(tmp_path: Path) -> None:
+    output = tmp_path / "kept.keras"
+    output.write_bytes(b"precious")
+    with pytest.raises(HandwrittenError, match="--force"):
+        train("seed", output, data_dir=MNIST_DIR, epochs=1, limit=100, verbose=0)
+    assert output.read_bytes() == b"precious"
+    train("seed", output, data_dir=MNIST_DIR, epochs=1, limit=100, force=True, verbose=0)
+    assert load_model(output) is not None
+
+
+@pytest.mark.parametrize(
+    ("architecture", "output", "complaint"),
+    [("mlp", "x.keras", "unknown"), ("seed", "x.h5", "must end in .keras")],
+)
+def test_bad_arguments_are_named(
+    tmp_path: Path, architecture: str, output: str, complaint: str
+) -> None:
+    with pytest.raises(HandwrittenError, match=complaint):
+        train(architecture, tmp_path / output, data_dir=MNIST_DIR)
+    assert not (tmp_path / output).exists()
