@@ -22,9 +22,9 @@ def mnist():
 
 @pytest.fixture(scope="session")
 def seed_model():
-    from handwritten.models import load_model
+    from handwritten.models import load_classifier
 
-    return load_model("seed")
+    return load_classifier("seed")
 
 
 @pytest.fixture(scope="session")

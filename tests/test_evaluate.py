@@ -23,8 +23,8 @@ def test_shipped_seed_model_reaches_97_percent(result) -> None:
 
 
 def test_agrees_with_keras_evaluate(result, seed_model, mnist) -> None:
-    seed_model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    loss, accuracy = seed_model.evaluate(scale_pixels(mnist.x_test), mnist.y_test, verbose=0)
+    seed_model.model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    loss, accuracy = seed_model.model.evaluate(scale_pixels(mnist.x_test), mnist.y_test, verbose=0)
     assert result.accuracy == pytest.approx(accuracy, abs=1e-6)
     assert result.loss == pytest.approx(loss, rel=1e-4)
 

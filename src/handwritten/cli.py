@@ -146,21 +146,20 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from handwritten.data import load_mnist
     from handwritten.evaluate import evaluate_model, format_report
-    from handwritten.models import load_model
+    from handwritten.models import load_classifier
 
-    model = load_model(args.model)
+    classifier = load_classifier(args.model)
     mnist = load_mnist(args.data_dir)
-    result = evaluate_model(model, mnist.x_test, mnist.y_test)
+    result = evaluate_model(classifier, mnist.x_test, mnist.y_test)
     print(json.dumps(result.to_json()) if args.json else format_report(result))
     return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from handwritten.models import load_model
+    from handwritten.models import load_classifier
     from handwritten.predict import predict_files
 
-    model = load_model(args.model)
-    predictions = predict_files(args.paths, model)
+    predictions = predict_files(args.paths, load_classifier(args.model))
     if not predictions:
         raise HandwrittenError(f"{' '.join(args.paths)}: no image files found (.png, .jpg, ...).")
     for prediction in predictions:

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import os
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from handwritten.errors import ModelError
+from handwritten.preprocess import scale_pixels
 
 SHIPPED_MODELS = {"seed": "handwritten.keras"}
 DEFAULT_MODEL = "seed"
 INPUT_SHAPE = (28, 28)
 NUM_CLASSES = 10
+BATCH_SIZE = 1024
 
 
 def build_seed() -> keras.Model:
@@ -90,3 +94,24 @@ def _check_shapes(model: keras.Model, path: Path) -> None:
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+@dataclass
+class KerasClassifier:
+    """A Keras model behind the interface prediction, evaluation and the server share."""
+
+    model: keras.Model
+    path: Path | None = None
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """Class probabilities for uint8 28x28 images, scaled exactly as in training."""
+        batches = [
+            keras.ops.convert_to_numpy(self.model(scale_pixels(images[i : i + BATCH_SIZE])))
+            for i in range(0, len(images), BATCH_SIZE)
+        ]
+        return np.concatenate(batches) if batches else np.zeros((0, NUM_CLASSES), np.float32)
+
+
+def load_classifier(name_or_file: str | os.PathLike | None = None) -> KerasClassifier:
+    """Load a shipped model by name, or a model file, ready to classify images."""
+    return KerasClassifier(load_model(name_or_file), resolve_model(name_or_file))

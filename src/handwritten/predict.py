@@ -6,16 +6,20 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import keras
 import numpy as np
 
 from handwritten.errors import ImageError
-from handwritten.preprocess import preprocess_image, scale_pixels
+from handwritten.preprocess import preprocess_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
-BATCH_SIZE = 1024
+
+
+class Classifier(Protocol):
+    """Anything that maps uint8 28x28 images (n, 28, 28) to probabilities (n, 10)."""
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass
@@ -57,21 +61,12 @@ def find_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return found
 
 
-def predict_probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
-    """Class probabilities for uint8 28x28 images, scaled exactly as in training."""
-    batches = [
-        keras.ops.convert_to_numpy(model(scale_pixels(images[start : start + BATCH_SIZE])))
-        for start in range(0, len(images), BATCH_SIZE)
-    ]
-    return np.concatenate(batches) if batches else np.zeros((0, 10), dtype=np.float32)
-
-
-def predict_files(paths: Iterable[str | os.PathLike], model: keras.Model) -> list[Prediction]:
+def predict_files(paths: Iterable[str | os.PathLike], classifier: Classifier) -> list[Prediction]:
     """Predict every image; a file that cannot be read gets an error, the rest still run."""
     predictions = [_preprocess(path) for path in find_images(paths)]
     readable = [p for p in predictions if p.image is not None]
     if readable:
-        probabilities = predict_probabilities(model, np.stack([p.image for p in readable]))
+        probabilities = classifier.probabilities(np.stack([p.image for p in readable]))
         for prediction, row in zip(readable, probabilities, strict=True):
             prediction.digit = int(row.argmax())
             prediction.confidence = float(row.max())

@@ -81,7 +81,7 @@ def train(
         verbose=verbose,
     )
     seconds = time.perf_counter() - started
-    result = evaluate.evaluate_model(model, mnist.x_test, mnist.y_test)
+    result = evaluate.evaluate_model(models.KerasClassifier(model), mnist.x_test, mnist.y_test)
 
     with files.atomic_path(output) as temporary:
         model.save(temporary)
