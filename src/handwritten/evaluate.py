@@ -1,4 +1,4 @@
-"""Score a model on the MNIST test set: accuracy, loss, per-class precision and recall."""
+"""Score a model on the MNIST test set: accuracy, loss, per-class precision, recall and F1."""
 
 from __future__ import annotations
 
@@ -22,18 +22,36 @@ class Evaluation:
     n: int
     precision: list[float]
     recall: list[float]
+    f1: list[float]
     confusion: list[list[int]]
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    def per_class(self) -> list[dict[str, Any]]:
+        """One row per digit, `support` being how many test images truly show that digit."""
+        return [
+            {
+                "digit": digit,
+                "precision": self.precision[digit],
+                "recall": self.recall[digit],
+                "f1": self.f1[digit],
+                "support": sum(self.confusion[digit]),
+            }
+            for digit in range(NUM_CLASSES)
+        ]
+
 
 def evaluate_model(classifier: Classifier, images: np.ndarray, labels: np.ndarray) -> Evaluation:
-    """Evaluate on uint8 MNIST-style images, through the same input path as prediction.
+    """Evaluate on uint8 MNIST-style images, through the same input path as prediction."""
+    return score(classifier.probabilities(images), labels)
+
+
+def score(probabilities: np.ndarray, labels: np.ndarray) -> Evaluation:
+    """Score probabilities already computed, so a report can reuse them instead of re-running.
 
     The loss is Keras's sparse categorical cross-entropy on probabilities (clipped at 1e-7).
     """
-    probabilities = classifier.probabilities(images)
     predicted = probabilities.argmax(axis=1)
     labels = np.asarray(labels, dtype=np.int64)
     picked = probabilities[np.arange(len(labels)), labels].astype(np.float64)
@@ -41,12 +59,15 @@ def evaluate_model(classifier: Classifier, images: np.ndarray, labels: np.ndarra
     confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     np.add.at(confusion, (labels, predicted), 1)
     true_positives = np.diag(confusion)
+    precision = _ratio(true_positives, confusion.sum(axis=0))
+    recall = _ratio(true_positives, confusion.sum(axis=1))
     return Evaluation(
         accuracy=float((predicted == labels).mean()),
         loss=float(loss.mean()),
         n=len(labels),
-        precision=_ratio(true_positives, confusion.sum(axis=0)),
-        recall=_ratio(true_positives, confusion.sum(axis=1)),
+        precision=precision,
+        recall=recall,
+        f1=[_harmonic_mean(p, r) for p, r in zip(precision, recall, strict=True)],
         confusion=confusion.tolist(),
     )
 
@@ -55,15 +76,34 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> list[float]:
     return [float(n / d) if d else 0.0 for n, d in zip(numerator, denominator, strict=True)]
 
 
+def _harmonic_mean(precision: float, recall: float) -> float:
+    total = precision + recall
+    return 2 * precision * recall / total if total else 0.0
+
+
+def mistakes(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Indices of the misclassified images, most confidently wrong first.
+
+    Those are the ones worth looking at: a confident mistake is either a mislabelled image or
+    something the model has truly not learnt; a hesitant one is often an ugly digit.
+    """
+    predicted = probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != np.asarray(labels))
+    confidence = probabilities[wrong, predicted[wrong]]
+    return wrong[np.argsort(-confidence, kind="stable")]
+
+
 def format_report(result: Evaluation) -> str:
     """The plain-text report: headline numbers, per-class table, confusion matrix."""
     lines = [
         f"accuracy {result.accuracy:.4f}  loss {result.loss:.4f}  on {result.n} test images",
         "",
-        "digit  precision  recall",
+        "digit  precision  recall      f1",
     ]
-    for digit in range(NUM_CLASSES):
-        lines.append(f"{digit:>5}  {result.precision[digit]:>9.4f}  {result.recall[digit]:>6.4f}")
+    for row in result.per_class():
+        lines.append(
+            f"{row['digit']:>5}  {row['precision']:>9.4f}  {row['recall']:>6.4f}  {row['f1']:>6.4f}"
+        )
     lines += ["", "confusion matrix (rows: true digit, columns: predicted)"]
     lines.append("     " + "".join(f"{digit:>6}" for digit in range(NUM_CLASSES)))
     for digit, row in enumerate(result.confusion):

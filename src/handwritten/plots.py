@@ -1,8 +1,10 @@
-"""Pictures that explain the model: what it was given, what it saw, and how sure it was."""
+"""Pictures that explain a model: the data, its training, what it saw, and where it goes wrong."""
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -12,14 +14,28 @@ if not os.environ.get("DISPLAY") and not os.environ.get("MPLBACKEND"):
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-from handwritten import files
+from handwritten import evaluate, files
 from handwritten.errors import HandwrittenError
 from handwritten.predict import Prediction
 from handwritten.preprocess import open_image
 
 NON_INTERACTIVE_BACKENDS = {"agg", "pdf", "ps", "svg", "pgf", "cairo", "template"}
+DPI = 100
+GRID_COLUMNS = 10
+CELL_WIDTH = 1.0  # inches, like every size below: at DPI 100 one inch is 100 pixels
+CELL_HEIGHT = 1.3
+CELL_TITLE = 0.35
+GRID_HEADER = 0.4
+GRID_FOOTER = 0.05
+GRID_MIN_WIDTH = 6.0
+MISTAKES_SHOWN = 100
+GALLERY_COUNT = 40
+GALLERY_MAX = 500
+HISTORY_PANELS = ("loss", "accuracy")
 
 
 def prediction_figure(prediction: Prediction) -> Figure:
@@ -40,7 +56,7 @@ def prediction_figure(prediction: Prediction) -> Figure:
     bars.set_xticks(range(10))
     bars.set_ylim(0, 1)
     bars.set_title(_verdict(prediction))
-    figure.suptitle(Path(prediction.path).name)
+    figure.suptitle(prediction.path)
     figure.tight_layout()
     return figure
 
@@ -68,19 +84,181 @@ def show(predictions: list[Prediction]) -> None:
 
 
 def save_previews(predictions: list[Prediction], folder: Path) -> list[Path]:
-    """Save one preview PNG per readable input into `folder`, named after the input."""
+    """Save one preview PNG per readable input into `folder`, named after the input.
+
+    Inputs sharing a stem (`a/7.png`, `b/7.png`, `7.jpg`) get `7`, `7-2`, `7-3`, in input order,
+    so no preview overwrites another; each picture's title names its input in full.
+    """
+    readable = [p for p in predictions if p.error is None]
+    stems = _unique_stems([Path(p.path).stem for p in readable])
     written = []
-    for prediction in predictions:
-        if prediction.error is not None:
-            continue
-        target = Path(folder) / f"{Path(prediction.path).stem}.preview.png"
+    for prediction, stem in zip(readable, stems, strict=True):
+        target = Path(folder) / f"{stem}.preview.png"
         save_figure(prediction_figure(prediction), target)
         written.append(target)
     return written
 
 
+def _unique_stems(stems: list[str]) -> list[str]:
+    """Number repeated stems; compared case-blind, as macOS and Windows file systems do."""
+    taken: set[str] = set()
+    unique = []
+    for stem in stems:
+        name, copy = stem, 1
+        while name.casefold() in taken:
+            copy += 1
+            name = f"{stem}-{copy}"
+        taken.add(name.casefold())
+        unique.append(name)
+    return unique
+
+
+def training_history_figure(history: Mapping[str, Sequence[float]]) -> Figure:
+    """Loss and accuracy per epoch, training beside validation, one panel each.
+
+    Validation pulling away from training is the picture of overfitting; the numbers alone
+    hide it.
+    """
+    figure, panels = plt.subplots(1, len(HISTORY_PANELS), figsize=(10, 4))
+    for axis, metric in zip(panels, HISTORY_PANELS, strict=True):
+        for key, label in ((metric, "training"), (f"val_{metric}", "validation")):
+            if key in history:
+                epochs = range(1, len(history[key]) + 1)
+                axis.plot(epochs, history[key], marker="o", label=label)
+        axis.set_title(metric)
+        axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if axis.lines:
+            axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+def save_training_history(
+    history: Mapping[str, Sequence[float]], model_path: Path
+) -> tuple[Path, Path]:
+    """Write `<stem>.history.json` and `<stem>.history.png` beside the model they describe.
+
+    Takes Keras's `History.history`; the JSON keeps every metric it recorded, as plain floats.
+    """
+    model_path = Path(model_path)
+    numbers = {key: [float(value) for value in values] for key, values in history.items()}
+    json_path = model_path.with_name(f"{model_path.stem}.history.json")
+    png_path = model_path.with_name(f"{model_path.stem}.history.png")
+    files.write_json(json_path, numbers)
+    save_figure(training_history_figure(numbers), png_path)
+    return json_path, png_path
+
+
+def confusion_figure(confusion: Sequence[Sequence[int]]) -> Figure:
+    """The confusion matrix as a heat map with its counts written in.
+
+    The colour scale is logarithmic: on a linear one the thousand-strong diagonal washes out
+    the handful of confusions that are the point of the picture. Zero cells stay white.
+    """
+    counts = np.asarray(confusion)
+    norm = LogNorm(vmin=1, vmax=max(2, int(counts.max())))
+    colours = plt.get_cmap("Blues").with_extremes(bad="white")
+    figure, axis = plt.subplots(figsize=(7, 6))
+    image = axis.imshow(np.ma.masked_equal(counts, 0), cmap=colours, norm=norm)
+    for (row, column), count in np.ndenumerate(counts):
+        dark = count > 0 and norm(count) > 0.6
+        axis.text(
+            column,
+            row,
+            str(count),
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if dark else "black",
+        )
+    classes = range(len(counts))
+    axis.set_xticks(classes)
+    axis.set_yticks(classes)
+    axis.set_xlabel("predicted digit")
+    axis.set_ylabel("true digit")
+    axis.set_title(f"confusion matrix: {counts.sum()} images, {np.trace(counts)} right")
+    figure.colorbar(image, ax=axis, label="images (log scale)")
+    figure.tight_layout()
+    return figure
+
+
+def mistakes_figure(
+    images: np.ndarray,
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    limit: int = MISTAKES_SHOWN,
+) -> Figure:
+    """The misclassified images, most confidently wrong first, at most `limit` of them."""
+    order = evaluate.mistakes(probabilities, labels)
+    shown = order[:limit]
+    titles = [
+        f"true {labels[i]}, read {probabilities[i].argmax()}\n{probabilities[i].max():.2%}"
+        for i in shown
+    ]
+    heading = (
+        f"{len(shown)} most confident of {len(order)} mistakes "
+        "(true digit, what the model read, how sure it was)"
+    )
+    return image_grid(images[shown], titles, heading)
+
+
+def gallery_figure(
+    images: np.ndarray,
+    labels: np.ndarray,
+    heading: str,
+    *,
+    digit: int | None = None,
+    count: int = GALLERY_COUNT,
+) -> Figure:
+    """The first `count` images (of one `digit`, if given), each titled with its label."""
+    if count > GALLERY_MAX:
+        raise HandwrittenError(f"--count {count}: at most {GALLERY_MAX} images fit a picture.")
+    chosen = sample_indices(labels, digit, count)
+    if not len(chosen):
+        raise HandwrittenError(f"no images of digit {digit} to show.")
+    return image_grid(images[chosen], [str(labels[i]) for i in chosen], heading)
+
+
+def sample_indices(labels: np.ndarray, digit: int | None, count: int) -> np.ndarray:
+    """The first `count` positions holding `digit` (any digit if None): the same every run."""
+    positions = np.arange(len(labels)) if digit is None else np.flatnonzero(labels == digit)
+    return positions[:count]
+
+
+def image_grid(images: np.ndarray, titles: Sequence[str], heading: str) -> Figure:
+    """28x28 images in rows of ten, each under its title; an empty grid says so.
+
+    The layout is set in inches, so the picture is CELL_WIDTH x CELL_HEIGHT per image plus a
+    header, whatever the number of rows: titles never run into the row above.
+    """
+    columns = min(GRID_COLUMNS, max(1, len(images)))
+    rows = max(1, math.ceil(len(images) / columns))
+    width = max(columns * CELL_WIDTH, GRID_MIN_WIDTH)
+    height = GRID_HEADER + rows * CELL_HEIGHT + GRID_FOOTER
+    figure = plt.figure(figsize=(width, height))
+    axes = figure.subplots(rows, columns, squeeze=False)
+    figure.subplots_adjust(
+        left=0.01,
+        right=0.99,
+        bottom=GRID_FOOTER / height,
+        top=1 - (GRID_HEADER + CELL_TITLE) / height,
+        hspace=CELL_TITLE / (CELL_HEIGHT - CELL_TITLE),
+        wspace=0.1,
+    )
+    figure.suptitle(heading, fontsize=10, y=1 - 0.1 / height, va="top")
+    for axis in axes.flat:
+        axis.set_axis_off()
+    for axis, image, title in zip(axes.flat, images, titles, strict=False):
+        axis.imshow(image, cmap="gray", vmin=0, vmax=255)
+        axis.set_title(title, fontsize=8)
+    if not len(images):
+        axes[0, 0].text(0.5, 0.5, "none", ha="center", va="center", fontsize=14)
+    return figure
+
+
 def save_figure(figure: Figure, path: Path) -> None:
     """Save a figure atomically and free its memory."""
-    with files.atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=100)
+    with files.atomic_path(Path(path)) as temporary:
+        figure.savefig(temporary, dpi=DPI)
     plt.close(figure)
