@@ -1,0 +1,370 @@
+"""The web service: a drawing page and a JSON API over the same preprocessing and model.
+
+The page at `/` is plain HTML, CSS and JavaScript from `static/` and talks only to the API, so
+whatever the page can do a script can do too. Preprocessing and inference are CPU-bound and
+run in a worker thread, never on the event loop, so one slow image does not stall the others.
+Every mistake a client can make (no image, a broken one, a blank canvas, too many bytes) is
+answered 4xx with one JSON message, `{"detail": "..."}`, saying what was wrong and what to send.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import io
+import logging
+import os
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+import uvicorn
+import uvicorn.config
+from fastapi import APIRouter, FastAPI, File, HTTPException, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+from PIL import Image
+from pydantic import BaseModel, Field
+from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from handwritten import __version__
+from handwritten.errors import HandwrittenError
+from handwritten.models import DEFAULT_MODEL, resolve_model
+from handwritten.predict import Classifier, Prediction, predict_image, read_number
+from handwritten.runtime import load_classifier
+
+MAX_BODY_BYTES = 2 * 1024 * 1024
+MODEL_ENV = "HANDWRITTEN_SERVE_MODEL"
+STATIC_DIR = Path(__file__).parent / "static"
+RAW_IMAGE_TYPES = ("image/", "application/octet-stream")
+TOO_LARGE = (
+    f"request body is over the {MAX_BODY_BYTES // 2**20} MB limit; "
+    "send a smaller image (a digit needs no more than a few hundred pixels a side)."
+)
+
+logger = logging.getLogger("handwritten.serve")
+
+
+class PredictionOut(BaseModel):
+    """The digit read in one image, with what the model saw so a client can show it."""
+
+    digit: int = Field(ge=0, le=9, description="the most probable digit")
+    confidence: float = Field(ge=0, le=1, description="the probability of that digit")
+    probabilities: list[float] = Field(
+        min_length=10, max_length=10, description="the probability of each digit, 0 to 9"
+    )
+    image: str = Field(
+        description="the 28x28 image the model saw (white ink on black, like MNIST), "
+        "as a base64-encoded PNG"
+    )
+
+
+class NumberOut(BaseModel):
+    """Several digits written side by side, read left to right."""
+
+    number: str = Field(description="the digits in reading order, as a string")
+    digits: list[PredictionOut] = Field(description="each digit, left to right")
+
+
+class HealthOut(BaseModel):
+    """Whether the service is up, and which model answers."""
+
+    status: Literal["ok"]
+    model: str = Field(description="the shipped model's name or the model file, as chosen")
+    path: str = Field(description="the model file loaded")
+
+
+class ErrorOut(BaseModel):
+    """Every error: one message naming the problem and what to send instead."""
+
+    detail: str
+
+
+ERRORS = {
+    400: {"model": ErrorOut, "description": "Empty body, or bytes that are not a readable image"},
+    413: {"model": ErrorOut, "description": f"Body over {MAX_BODY_BYTES:,} bytes"},
+    415: {"model": ErrorOut, "description": "Body that is neither an image nor an upload"},
+    422: {"model": ErrorOut, "description": "No digit in the image (blank), or a bad upload"},
+}
+RAW_IMAGE_BODY = {
+    "requestBody": {
+        "content": {
+            kind: {"schema": {"type": "string", "format": "binary"}}
+            for kind in ("image/png", "image/jpeg", "application/octet-stream")
+        }
+    }
+}
+
+api = APIRouter(prefix="/api", tags=["api"])
+
+
+@api.get("/health", response_model=HealthOut, summary="Is the service up, with which model")
+async def health(request: Request) -> HealthOut:
+    """Answers only once the model is loaded: start-up loads it before serving."""
+    state = request.app.state
+    return HealthOut(status="ok", model=state.model_name, path=str(state.model_path))
+
+
+@api.post(
+    "/predict",
+    response_model=PredictionOut,
+    responses=ERRORS,
+    openapi_extra=RAW_IMAGE_BODY,
+    summary="Read the digit in an image",
+)
+async def predict(
+    request: Request,
+    file: Annotated[UploadFile | None, File(description="the image, as a multipart upload")] = None,
+) -> PredictionOut:
+    """Send a PNG or JPEG as the multipart field `file`, or as the raw request body with an
+    `image/*` or `application/octet-stream` content type. Dark ink on light paper, light on
+    dark, or ink in the alpha channel all work; the digit may be anywhere and any size.
+    """
+    data, name = await read_image_bytes(request, file)
+    return await run_in_threadpool(read_digit, request.app.state.classifier, data, name)
+
+
+@api.post(
+    "/predict-number",
+    response_model=NumberOut,
+    responses=ERRORS,
+    openapi_extra=RAW_IMAGE_BODY,
+    summary="Read several digits written side by side",
+)
+async def predict_number(
+    request: Request,
+    file: Annotated[UploadFile | None, File(description="the image, as a multipart upload")] = None,
+) -> NumberOut:
+    """The same uploads as /api/predict; each connected group of strokes is one digit."""
+    data, name = await read_image_bytes(request, file)
+    return await run_in_threadpool(read_digits, request.app.state.classifier, data, name)
+
+
+async def read_image_bytes(request: Request, file: UploadFile | None) -> tuple[bytes, str]:
+    """The uploaded image and a name for it in error messages, from either upload style."""
+    if file is not None:
+        data, name = await file.read(), file.filename or "file"
+    elif _media_type(request) == "multipart/form-data":
+        raise HTTPException(422, "the upload has no field named `file`; send the image as `file`.")
+    elif _media_type(request).startswith(RAW_IMAGE_TYPES):
+        data, name = await _raw_body(request), "request body"
+    else:
+        raise HTTPException(
+            415,
+            f"content type {_media_type(request) or '(none)'} is not an image; send the image "
+            "as the multipart field `file`, or as the body with Content-Type image/png.",
+        )
+    if not data:
+        raise HTTPException(400, f"{name}: is empty; send a PNG or JPEG image of one digit.")
+    return data, name
+
+
+async def _raw_body(request: Request) -> bytes:
+    """The body, or a 400 when the client hangs up before sending all of it (nobody reads
+    that answer, but the log shows a client's mistake, not a server error)."""
+    try:
+        return await request.body()
+    except ClientDisconnect:
+        raise HTTPException(400, "the client hung up before the body ended.") from None
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def read_digit(classifier: Classifier, data: bytes, name: str) -> PredictionOut:
+    """Preprocess and classify one image; CPU-bound, so callers run it in a thread."""
+    prediction = predict_image(data, classifier, name)
+    if prediction.error:
+        raise HTTPException(400, prediction.error)
+    if prediction.digit is None:
+        raise HTTPException(422, _no_ink(name))
+    return _prediction_out(prediction)
+
+
+def read_digits(classifier: Classifier, data: bytes, name: str) -> NumberOut:
+    """Split and classify a row of digits; CPU-bound, so callers run it in a thread."""
+    reading = read_number(data, classifier, name)
+    if reading.error:
+        raise HTTPException(400, reading.error)
+    if not reading.digits:
+        raise HTTPException(422, _no_ink(name))
+    return NumberOut(number=reading.number, digits=[_prediction_out(p) for p in reading.digits])
+
+
+def _no_ink(name: str) -> str:
+    return f"no digit found: {name} has no ink; draw a digit or send a picture of one."
+
+
+def _prediction_out(prediction: Prediction) -> PredictionOut:
+    return PredictionOut(
+        digit=prediction.digit,
+        confidence=prediction.confidence,
+        probabilities=prediction.probabilities,
+        image=_png_base64(prediction.image),
+    )
+
+
+def _png_base64(image: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's own validation errors, in the one-message shape every other error has."""
+    problems = "; ".join(f"{error['loc'][-1]}: {error['msg']}" for error in exc.errors())
+    return JSONResponse(
+        {"detail": f"{problems}; send the image as a file in the multipart field `file`."},
+        status_code=422,
+    )
+
+
+class BodyLimit:
+    """Answer 413 once a request body passes `max_bytes`, counting bytes as they arrive.
+
+    A declared Content-Length over the limit is refused before any byte is read; a chunked
+    body, or one whose Content-Length lies, is cut off when the running count passes the
+    limit. (FastAPI's own route limit answers in plain text, not with the JSON every other
+    error here has.)
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await JSONResponse({"detail": TOO_LARGE}, status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise HTTPException(413, TOO_LARGE)
+            return message
+
+        await self.app(scope, counted, send)
+
+
+class RequestLog:
+    """Log one line per request: client, request line, status and time taken."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, noting_status)
+        finally:
+            host, port = scope.get("client") or ("-", "-")
+            line = f"{scope['method']} {scope['path']}"
+            elapsed = (time.perf_counter() - start) * 1000
+            logger.info('%s:%s - "%s" %d %.1f ms', host, port, line, status, elapsed)
+
+
+def create_app(model: str | None = None) -> FastAPI:
+    """The application, loading `model` (a shipped name or a .keras file) once at start-up.
+
+    The API docs at /docs carry their own copy of Swagger UI, so they work offline too.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.classifier = load_classifier(model)
+        app.state.model_name = model or DEFAULT_MODEL
+        app.state.model_path = resolve_model(model).resolve()
+        yield
+
+    app = FastAPIOffline(
+        title="handwritten",
+        version=__version__,
+        summary="Read a handwritten digit from a drawing or a photo.",
+        lifespan=lifespan,
+    )
+    app.include_router(api)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(RequestLog)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_api_route("/", _page, include_in_schema=False)
+    return app
+
+
+async def _page() -> FileResponse:
+    return FileResponse(STATIC_DIR / "index.html")
+
+
+def app_from_env() -> FastAPI:
+    """The app as uvicorn's worker processes build it: they import it by name, so the model
+    chosen on the command line reaches them through the environment."""
+    return create_app(os.environ.get(MODEL_ENV))
+
+
+def serve(
+    host: str = "127.0.0.1", port: int = 8000, model: str | None = None, workers: int = 1
+) -> None:
+    """Run the service under uvicorn until interrupted.
+
+    The address and the model are checked here first, so a port in use or a bad --model is
+    one clear error line before anything starts, not a traceback from every worker.
+    """
+    _check_address(host, port)
+    load_classifier(model)
+    os.environ[MODEL_ENV] = model or DEFAULT_MODEL
+    uvicorn.run(
+        "handwritten.serve:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=_log_config(),
+        access_log=False,
+    )
+
+
+def _check_address(host: str, port: int) -> None:
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise HandwrittenError(
+            f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc}); "
+            "choose another --port or stop the program using it, or check --host."
+        ) from None
+
+
+def _log_config() -> dict:
+    """Uvicorn's logging, plus our one line per request on standard output."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["handlers"]["requests"] = {**config["handlers"]["access"], "formatter": "default"}
+    config["loggers"]["handwritten"] = {"handlers": ["requests"], "level": "INFO"}
+    return config

@@ -1,0 +1,267 @@
+"""The web service in-process: the JSON API, its errors, the page's files and the serve command."""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import socket
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from drawings import draw
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from handwritten.cli import main
+from handwritten.models import resolve_model
+from handwritten.preprocess import preprocess_image
+from handwritten.serve import MAX_BODY_BYTES, MODEL_ENV, app_from_env, create_app
+
+
+def encode(image: Image.Image, kind: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=kind)
+    return buffer.getvalue()
+
+
+SEVEN = encode(draw())
+BLANK = encode(Image.new("L", (280, 280), 255))
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    with TestClient(create_app("seed")) as client:
+        yield client
+
+
+def test_health_names_the_model_in_use(client: TestClient) -> None:
+    response = client.get("/api/health")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ok",
+        "model": "seed",
+        "path": str(resolve_model("seed").resolve()),
+    }
+
+
+def test_a_drawn_seven_is_read_and_the_model_input_returned(client: TestClient) -> None:
+    response = client.post("/api/predict", content=SEVEN, headers={"Content-Type": "image/png"})
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["digit"] == 7
+    assert len(answer["probabilities"]) == 10
+    assert sum(answer["probabilities"]) == pytest.approx(1.0, abs=1e-5)
+    assert answer["confidence"] == max(answer["probabilities"])
+    with Image.open(io.BytesIO(base64.b64decode(answer["image"]))) as seen:
+        assert seen.format == "PNG"
+        np.testing.assert_array_equal(np.asarray(seen), preprocess_image(SEVEN))
+
+
+@pytest.mark.parametrize(
+    ("style", "kind", "media_type"),
+    [
+        ("raw", "PNG", "image/png"),
+        ("raw", "JPEG", "image/jpeg"),
+        ("raw", "PNG", "application/octet-stream"),
+        ("multipart", "PNG", "image/png"),
+        ("multipart", "JPEG", "image/jpeg"),
+    ],
+)
+def test_every_upload_style_reads_the_seven(
+    client: TestClient, style: str, kind: str, media_type: str
+) -> None:
+    data = encode(draw().convert("RGB"), kind)
+    if style == "raw":
+        response = client.post("/api/predict", content=data, headers={"Content-Type": media_type})
+    else:
+        upload = {"file": (f"seven.{kind.lower()}", data, media_type)}
+        response = client.post("/api/predict", files=upload)
+    assert response.status_code == 200, response.text
+    assert response.json()["digit"] == 7
+
+
+TRUNCATED = SEVEN[: len(SEVEN) // 2]
+BAD_INPUTS = {
+    "text-body": (b"hello", "image/png", 400, "request body: not a readable image"),
+    "truncated-png": (TRUNCATED, "image/png", 400, "request body: not a readable image"),
+    "empty-body": (b"", "image/png", 400, "request body: is empty"),
+    "blank-canvas": (BLANK, "image/png", 422, "no digit found: request body has no ink"),
+    "text-content-type": (SEVEN, "text/plain", 415, "content type text/plain is not an image"),
+    "json-content-type": (b"{}", "application/json", 415, "content type application/json is not"),
+    "no-content-type": (SEVEN, None, 415, "content type (none) is not an image"),
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "media_type", "status", "message"), BAD_INPUTS.values(), ids=list(BAD_INPUTS)
+)
+def test_bad_raw_bodies_get_a_json_error(
+    client: TestClient, body: bytes, media_type: str | None, status: int, message: str
+) -> None:
+    headers = {"Content-Type": media_type} if media_type else {}
+    response = client.post("/api/predict", content=body, headers=headers)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["detail"].startswith(message)
+
+
+BAD_UPLOADS = {
+    "text-file": ({"file": ("notes.png", b"hello", "image/png")}, 400, "notes.png: not a readable"),
+    "truncated-file": (
+        {"file": ("cut.png", TRUNCATED, "image/png")},
+        400,
+        "cut.png: not a readable",
+    ),
+    "empty-file": ({"file": ("empty.png", b"", "image/png")}, 400, "empty.png: is empty"),
+    "blank-file": ({"file": ("blank.png", BLANK, "image/png")}, 422, "no digit found: blank.png"),
+    "wrong-field": ({"image": ("seven.png", SEVEN, "image/png")}, 422, "the upload has no field"),
+    "text-field": ({"file": (None, "hello")}, 422, "file: "),
+}
+
+
+@pytest.mark.parametrize(
+    ("files", "status", "message"), BAD_UPLOADS.values(), ids=list(BAD_UPLOADS)
+)
+def test_bad_uploads_get_a_json_error_naming_the_file_or_field(
+    client: TestClient, files: dict, status: int, message: str
+) -> None:
+    response = client.post("/api/predict", files=files)
+    assert response.status_code == status
+    assert response.json()["detail"].startswith(message)
+
+
+def test_a_body_at_the_limit_is_read_and_one_byte_more_is_refused(client: TestClient) -> None:
+    at_limit = client.post(
+        "/api/predict", content=bytes(MAX_BODY_BYTES), headers={"Content-Type": "image/png"}
+    )
+    assert at_limit.status_code == 400
+    over = client.post(
+        "/api/predict", content=bytes(MAX_BODY_BYTES + 1), headers={"Content-Type": "image/png"}
+    )
+    assert over.status_code == 413
+    assert over.json()["detail"].startswith("request body is over the 2 MB limit")
+
+
+def test_the_limit_holds_without_a_content_length(client: TestClient) -> None:
+    """A chunked body declares no size: the bytes are counted as they arrive."""
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(3):
+            yield bytes(MAX_BODY_BYTES // 2)
+
+    response = client.post("/api/predict", content=chunks(), headers={"Content-Type": "image/png"})
+    assert "content-length" not in response.request.headers
+    assert response.status_code == 413
+    assert "2 MB limit" in response.json()["detail"]
+
+
+def test_the_limit_holds_for_a_multipart_upload(client: TestClient) -> None:
+    big = {"file": ("big.png", bytes(MAX_BODY_BYTES), "image/png")}
+    response = client.post("/api/predict", files=big)
+    assert response.status_code == 413
+    assert "2 MB limit" in response.json()["detail"]
+
+
+def test_bad_input_never_stops_the_service(client: TestClient) -> None:
+    for body, media_type, _, _ in BAD_INPUTS.values():
+        client.post("/api/predict", content=body, headers={"Content-Type": media_type or ""})
+    response = client.post("/api/predict", files={"file": ("seven.png", SEVEN, "image/png")})
+    assert response.json()["digit"] == 7
+
+
+def test_each_request_is_logged_on_one_line(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="handwritten.serve"):
+        client.get("/api/health")
+        client.post("/api/predict", content=BLANK, headers={"Content-Type": "image/png"})
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == 2
+    assert '"GET /api/health" 200' in lines[0]
+    assert '"POST /api/predict" 422' in lines[1]
+    assert lines[1].endswith(" ms")
+
+
+def test_openapi_documents_both_upload_styles_and_the_answer(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    operation = schema["paths"]["/api/predict"]["post"]
+    assert {"multipart/form-data", "image/png", "image/jpeg", "application/octet-stream"} <= set(
+        operation["requestBody"]["content"]
+    )
+    answer = schema["components"]["schemas"]["PredictionOut"]["properties"]
+    assert set(answer) == {"digit", "confidence", "probabilities", "image"}
+    assert {"200", "400", "413", "415", "422"} <= set(operation["responses"])
+    assert "/api/health" in schema["paths"]
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    assert "https://" not in docs.text
+    assert client.get("/static-offline-docs/swagger-ui-bundle.js").status_code == 200
+
+
+def test_the_page_and_its_files_are_served(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert '<canvas id="canvas"' in page.text
+    for asset in ("/static/app.js", "/static/style.css"):
+        assert asset in page.text
+        assert client.get(asset).status_code == 200
+
+
+def test_workers_take_the_model_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    model_file = str(resolve_model("seed"))
+    monkeypatch.setenv(MODEL_ENV, model_file)
+    with TestClient(app_from_env()) as client:
+        assert client.get("/api/health").json()["model"] == model_file
+        response = client.post("/api/predict", files={"file": ("seven.png", SEVEN, "image/png")})
+        assert response.json()["digit"] == 7
+
+
+def test_serve_on_a_port_in_use_says_what_to_do(capsys: pytest.CaptureFixture) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"handwritten: error: --host 127.0.0.1 --port {port}: cannot listen")
+    assert "choose another --port" in error
+
+
+def test_serve_with_a_missing_model_fails_before_listening(capsys: pytest.CaptureFixture) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    assert main(["serve", "--port", str(port), "--model", "nowhere.keras"]) == 1
+    assert "nowhere.keras: no such model file" in capsys.readouterr().err
+
+
+def row_of_digits(*strokes: list[tuple[float, float]]) -> bytes:
+    """One image with each stroke drawn in its own 112-px cell, left to right."""
+    row = Image.new("L", (112 * len(strokes) + 40, 152), 255)
+    for index, stroke in enumerate(strokes):
+        row.paste(draw(stroke=stroke), (20 + 112 * index, 20))
+    return encode(row)
+
+
+def test_a_row_of_digits_is_read_left_to_right(client: TestClient) -> None:
+    one, seven = [(0.5, 0.05), (0.5, 0.95)], [(0.2, 0.15), (0.8, 0.15), (0.45, 0.9)]
+    body = row_of_digits(one, seven, seven)
+    response = client.post("/api/predict-number", files={"file": ("row.png", body, "image/png")})
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["number"] == "177"
+    assert [digit["digit"] for digit in answer["digits"]] == [1, 7, 7]
+    assert all(len(digit["probabilities"]) == 10 for digit in answer["digits"])
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"), [(BLANK, 422, "no digit found"), (b"junk", 400, "request body")]
+)
+def test_predict_number_rejects_bad_input(
+    client: TestClient, body: bytes, status: int, words: str
+) -> None:
+    response = client.post(
+        "/api/predict-number", content=body, headers={"Content-Type": "image/png"}
+    )
+    assert response.status_code == status
+    assert words in response.json()["detail"]
