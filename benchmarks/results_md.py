@@ -1,0 +1,287 @@
+"""Turn results.json into RESULTS.md: the setting, the targets at a glance, then the detail."""
+
+from __future__ import annotations
+
+CNN_TARGET_IMAGES_PER_SECOND = 20_000
+
+
+def render(results: dict) -> str:
+    sections = results["sections"]
+    parts = [_setting(results), _targets(sections)]
+    if "train" in sections:
+        parts.append(_train(sections["train"]["seed"]))
+    parts.append(_race(sections.get("race"), results["mode"]))
+    if "predict" in sections:
+        parts += [_cold(sections["predict"]["cold_start"]), _bulk(sections["predict"]["bulk"])]
+        parts.append(_folder(sections["predict"]["folder"]))
+    if "serve" in sections:
+        parts.append(_serve(sections["serve"]))
+    return "\n\n".join(parts) + "\n"
+
+
+def _setting(results: dict) -> str:
+    machine = results["machine"]
+    versions = ", ".join(f"{name} {version}" for name, version in results["versions"].items())
+    return "\n".join(
+        [
+            "# Benchmarks",
+            "",
+            f"Written by `make bench` (`benchmarks/run.py`), mode **{results['mode']}** "
+            f"({_mode_note(results['mode'])}), on {results['date']} at commit "
+            f"`{results['commit']}`. Every figure is the median of several runs in fresh "
+            "processes (the JSON copy, `results.json`, has every run); each comparison ran "
+            "both sides in the same session, alternating.",
+            "",
+            f"Machine: {machine['cpu']}, {machine['cpus_usable']} usable cores, "
+            f"{machine['memory_gb']} GB, {machine['platform']}, Python {machine['python']}. "
+            f"Load average (1, 5, 15 min) {_load(results['load_average_at_start'])} at the "
+            f"start and {_load(results.get('load_average_at_end', []))} at the end: above 0 "
+            "other work shared the cores, which slows absolute figures more than ratios.",
+            "",
+            f"Versions: {versions}.",
+        ]
+    )
+
+
+def _mode_note(mode: str) -> str:
+    if mode == "full":
+        return "every benchmark, including the race to 99% test accuracy"
+    return "everything but the race to 99%; `make bench BENCH=full` adds it"
+
+
+def _load(values: list[float]) -> str:
+    return " / ".join(f"{v:.2f}" for v in values) or "unknown"
+
+
+def _targets(sections: dict) -> str:
+    rows = [
+        "## Targets",
+        "",
+        "| figure | measured | target | met |",
+        "| --- | --- | --- | --- |",
+    ]
+    rows += _train_targets(sections.get("train"), sections.get("race"))
+    rows += _predict_targets(sections.get("predict"))
+    rows += _serve_targets(sections.get("serve"))
+    return "\n".join(rows)
+
+
+def _row(figure: str, measured: str, target: str, met: bool | None) -> str:
+    verdict = "not measured" if met is None else ("yes" if met else "**no**")
+    return f"| {figure} | {measured} | {target} | {verdict} |"
+
+
+def _train_targets(train: dict | None, race: dict | None) -> list[str]:
+    rows = []
+    if train:
+        seed = train["seed"]
+        rows.append(
+            _row(
+                "seed training, project / plain Keras, whole process",
+                f"{seed['wall_seconds_ratio']:.2f}x",
+                "<= 1.0x",
+                seed["wall_seconds_ratio"] <= 1.0,
+            )
+        )
+        difference = seed["accuracy_points_difference"]
+        rows.append(
+            _row(
+                "seed test accuracy, project - plain Keras",
+                f"{difference:+.2f} points",
+                "within 0.3 points",
+                abs(difference) <= 0.3,
+            )
+        )
+    ratio = (race or {}).get("project_over_reference")
+    rows.append(
+        _row(
+            "time to 99% test accuracy, project CNN / Keras example",
+            "-" if ratio is None else f"{ratio:.2f}x",
+            "<= 0.33x",
+            None if ratio is None else ratio <= 1 / 3,
+        )
+    )
+    return rows
+
+
+def _predict_targets(predict: dict | None) -> list[str]:
+    if not predict:
+        return []
+    rows = []
+    for name, cold in predict["cold_start"].items():
+        seconds = cold["onnx"]["seconds"]["median"]
+        rows.append(
+            _row(f"`predict` one image, {name}, ONNX", f"{seconds:.2f} s", "<= 1.0 s", seconds <= 1)
+        )
+        ratio = cold["keras_over_onnx"]["seconds"]
+        rows.append(
+            _row(f"`predict` one image, {name}, Keras / ONNX", f"{ratio:.1f}x", ">= 3x", ratio >= 3)
+        )
+    for name, bulk in predict["bulk"].items():
+        if name.startswith("cnn"):
+            rate = bulk["onnx"]["images_per_second"]["median"]
+            rows.append(
+                _row(
+                    f"bulk, {name}, ONNX",
+                    f"{rate:,.0f} images/s",
+                    f">= {CNN_TARGET_IMAGES_PER_SECOND:,} images/s",
+                    rate >= CNN_TARGET_IMAGES_PER_SECOND,
+                )
+            )
+    return rows
+
+
+def _serve_targets(serve: dict | None) -> list[str]:
+    if not serve:
+        return []
+    p50 = serve["onnx"]["32_clients"]["p50_ms"]["median"]
+    return [
+        _row("server p50 at 32 concurrent clients, ONNX", f"{p50:.1f} ms", "<= 10 ms", p50 <= 10)
+    ]
+
+
+def _median(figure: dict, digits: int = 2) -> str:
+    return (
+        f"{figure['median']:,.{digits}f} ({figure['min']:,.{digits}f}-{figure['max']:,.{digits}f})"
+    )
+
+
+def _train(seed: dict) -> str:
+    rows = [
+        "## Training the seed network (3 epochs)",
+        "",
+        "`handwritten train --model seed` against `reference_seed.py`, the tutorial in plain "
+        "Keras, same seed per pair of runs. Median (min-max).",
+        "",
+        "| | whole process, s | in fit(), s | test accuracy |",
+        "| --- | --- | --- | --- |",
+    ]
+    for side in ("project", "reference"):
+        figures = seed[side]
+        rows.append(
+            f"| {side} | {_median(figures['wall_seconds'], 1)} | "
+            f"{_median(figures['fit_seconds'], 1)} | {_median(figures['test_accuracy'], 4)} |"
+        )
+    rows.append(
+        f"| project / reference | {seed['wall_seconds_ratio']:.2f}x | "
+        f"{seed['fit_seconds_ratio']:.2f}x | {seed['accuracy_points_difference']:+.2f} points |"
+    )
+    rows += [
+        "",
+        "The project's fit() also scores the test set after each epoch (its history and "
+        "card record it); the reference scores it once at the end.",
+    ]
+    return "\n".join(rows)
+
+
+def _race(race: dict | None, mode: str) -> str:
+    title = "## Time to 99% MNIST test accuracy"
+    if not race:
+        return f"{title}\n\nNot run in {mode} mode: `make bench BENCH=full` runs it."
+    rows = [
+        title,
+        "",
+        "Seconds from launch to the end of the first epoch scoring >= 99.0% on the test set: "
+        "`handwritten train --model cnn` (its per-epoch test scoring included) against "
+        "`reference_convnet.py`, the Keras example (its extra per-epoch scoring left out). "
+        "Median (min-max).",
+        "",
+        "| | seconds | epochs | runs that reached 99% |",
+        "| --- | --- | --- | --- |",
+    ]
+    for side in ("project", "reference"):
+        figures = race[side]
+        seconds = _median(figures["seconds"], 0) if figures["seconds"] else "never"
+        epochs = _median(figures["epochs"], 0) if figures["epochs"] else "-"
+        rows.append(f"| {side} | {seconds} | {epochs} | {figures['reached']} |")
+    if "project_over_reference" in race:
+        rows.append(f"| project / reference | {race['project_over_reference']:.2f}x | | |")
+    return "\n".join(rows)
+
+
+def _cold(cold: dict) -> str:
+    rows = [
+        "## `predict` one image, from a cold start",
+        "",
+        "`handwritten predict --runtime onnx|keras --model NAME digits/digit3-pencil.png`, the "
+        "whole process: wall time and peak resident memory (the kernel's count, wait4). "
+        "Median (min-max).",
+        "",
+        "| model | runtime | seconds | peak MB |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, figures in cold.items():
+        for runtime in ("onnx", "keras"):
+            rows.append(
+                f"| {name} | {runtime} | {_median(figures[runtime]['seconds'])} | "
+                f"{_median(figures[runtime]['peak_mb'], 0)} |"
+            )
+        ratio = figures["keras_over_onnx"]
+        rows.append(
+            f"| {name} | keras / onnx | {ratio['seconds']:.1f}x | {ratio['peak_mb']:.1f}x |"
+        )
+    return "\n".join(rows)
+
+
+def _bulk(bulk: dict) -> str:
+    rows = [
+        "## Prediction in bulk",
+        "",
+        "`classifier.probabilities` over the 10,000 MNIST test images (uint8 in, probabilities "
+        "out, batches of 1,024), one process per model and runtime, after a warm-up pass. "
+        "An untrained network is measured for speed only. Median (min-max).",
+        "",
+        "| model | runtime | images/s | test accuracy |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, figures in bulk.items():
+        for runtime in ("onnx", "keras"):
+            accuracy = "-" if "untrained" in name else f"{figures[runtime]['accuracy']:.4f}"
+            rows.append(
+                f"| {name} | {runtime} | {_median(figures[runtime]['images_per_second'], 0)} | "
+                f"{accuracy} |"
+            )
+        rows.append(f"| {name} | onnx / keras | {figures['onnx_over_keras']:.1f}x | |")
+    return "\n".join(rows)
+
+
+def _folder(folder: dict) -> str:
+    rows = [
+        "## `predict` over a folder of 1,000 PNG files",
+        "",
+        "`handwritten predict --json DIR`, end to end (start-up included), on 1,000 MNIST test "
+        "images saved as dark-on-white PNGs, so each goes through the full drawing "
+        "normalisation. Median (min-max).",
+        "",
+        "| runtime | seconds | images/s | peak MB | accuracy |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for runtime in ("onnx", "keras"):
+        figures = folder[runtime]
+        rows.append(
+            f"| {runtime} | {_median(figures['seconds'])} | "
+            f"{_median(figures['images_per_second'], 0)} | {_median(figures['peak_mb'], 0)} | "
+            f"{figures['accuracy']:.3f} |"
+        )
+    return "\n".join(rows)
+
+
+def _serve(serve: dict) -> str:
+    rows = [
+        "## The server",
+        "",
+        "`handwritten serve` (one worker) loaded by `load.py`'s clients with the sample "
+        "drawings, every answer checked; peak memory is the server's VmHWM. Median (min-max).",
+        "",
+        "| runtime | clients | requests/s | p50 ms | p99 ms | peak MB |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for runtime, figures in serve.items():
+        for key, load in figures.items():
+            if key.endswith("_clients"):
+                rows.append(
+                    f"| {runtime} | {key.split('_')[0]} | "
+                    f"{_median(load['requests_per_second'], 0)} | {_median(load['p50_ms'], 1)} | "
+                    f"{_median(load['p99_ms'], 1)} | {figures['peak_mb']:.0f} |"
+                )
+    return "\n".join(rows)

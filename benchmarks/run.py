@@ -1,0 +1,119 @@
+"""Run every benchmark and write benchmarks/RESULTS.md and benchmarks/results.json.
+
+    make bench                 # quick: everything but the race to 99% (about 10 minutes)
+    make bench BENCH=full      # adds the race to 99% and more repeats (about an hour)
+    .venv/bin/python benchmarks/run.py --mode quick --only predict,serve
+
+Figures are medians of several runs in fresh processes; each comparison runs both sides in
+the same session, alternating, and reports their ratio. On a machine shared with other work
+the absolute figures move with the load (RESULTS.md records it); the ratios move less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from common import BENCHMARKS, data_dir, setting
+
+SECTIONS = ("train", "race", "predict", "serve")
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How many times each figure is measured, and whether the long race runs."""
+
+    train_repeats: int
+    race_repeats: int
+    cold_repeats: int
+    bulk_repeats: int
+    folder_repeats: int
+    serve_repeats: int
+    serve_requests: int
+
+
+MODES = {
+    "quick": Mode(3, 0, 5, 5, 3, 3, 1000),
+    "full": Mode(3, 3, 9, 7, 5, 3, 2000),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    mode = MODES[args.mode]
+    data = data_dir()
+    results = {"mode": args.mode, "repeats": asdict(mode), **setting(), "sections": {}}
+    for section in args.only:
+        print(f"benchmark: {section} ...", file=sys.stderr, flush=True)
+        results["sections"][section] = RUNNERS[section](mode, data)
+        write(results, args.output)
+    print(f"wrote {args.output / 'RESULTS.md'} and results.json", file=sys.stderr)
+    return 0
+
+
+def write(results: dict, folder: Path) -> None:
+    """Both files after every section, so a long run that fails late keeps what it measured."""
+    results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (folder / "RESULTS.md").write_text(markdown(results))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=MODES, default=os.environ.get("BENCH") or "quick")
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    parser.add_argument("--output", type=Path, default=BENCHMARKS, help="folder for the results")
+    args = parser.parse_args(argv)
+    args.only = [s for s in args.only.split(",") if s]
+    unknown = set(args.only) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
+    if MODES[args.mode].race_repeats == 0 and "race" in args.only:
+        args.only.remove("race")
+    return args
+
+
+def _train(mode: Mode, data: Path) -> dict:
+    from bench_train import seed_training
+
+    return {"seed": seed_training(mode.train_repeats, data)}
+
+
+def _race(mode: Mode, data: Path) -> dict:
+    from bench_train import race_to_99
+
+    return race_to_99(mode.race_repeats, data)
+
+
+def _predict(mode: Mode, data: Path) -> dict:
+    import bench_predict
+
+    return {
+        "cold_start": bench_predict.cold_start(mode.cold_repeats),
+        "bulk": bench_predict.bulk_throughput(mode.bulk_repeats, data),
+        "folder": bench_predict.folder_throughput(mode.folder_repeats, data),
+    }
+
+
+def _serve(mode: Mode, data: Path) -> dict:
+    from bench_serve import serving
+
+    return serving(mode.serve_repeats, mode.serve_requests)
+
+
+RUNNERS = {"train": _train, "race": _race, "predict": _predict, "serve": _serve}
+
+
+def markdown(results: dict) -> str:
+    """RESULTS.md: the setting, then one table per section, medians with their ratios."""
+    from results_md import render
+
+    return render(results)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""The benchmark harness measures what it says: the same MNIST, real peaks, Keras's real output."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+
+import numpy as np
+import pytest
+from conftest import MNIST_DIR, ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import bench_train
+import common
+import idx
+import results_md
+
+
+@pytest.mark.integration
+def test_the_references_read_the_same_mnist_as_the_package(mnist) -> None:
+    plain = idx.load_mnist(MNIST_DIR)
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        np.testing.assert_array_equal(plain[name], getattr(mnist, name))
+
+
+def test_a_run_reports_its_peak_memory_and_stops_when_told() -> None:
+    script = (
+        "import time\nblock = b'x' * (300 * 2**20)\nprint('ready', flush=True)\n"
+        "time.sleep(60)\nprint('too late')\n"
+    )
+    done = common.run([sys.executable, "-c", script], stop=lambda line: line.startswith("ready"))
+    assert [line for _, line in done.lines] == ["ready"]
+    assert done.returncode == -signal.SIGTERM
+    assert done.peak_mb >= 300
+
+
+def test_the_race_reads_the_test_accuracy_keras_prints(capsys: pytest.CaptureFixture) -> None:
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x, y = np.eye(4, dtype=np.float32), np.array([0, 1, 0, 1])
+    model.fit(x, y, validation_data=(x, y), epochs=1, verbose=2)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "val_accuracy" in line]
+    assert len(lines) == 1
+    accuracy = float(bench_train.KERAS_EPOCH.search(lines[0])[1])
+    assert bench_train._project_reached(lines[0]) == (accuracy >= 0.99)
+
+
+def test_results_md_is_what_results_json_renders_to() -> None:
+    results = json.loads((ROOT / "benchmarks" / "results.json").read_text())
+    assert results_md.render(results) == (ROOT / "benchmarks" / "RESULTS.md").read_text()
