@@ -32,3 +32,10 @@ def user_digits() -> list[tuple[Path, int]]:
     """The labelled drawings people made: (image path, digit)."""
     with open(USER_DIGITS / "labels.csv", newline="") as table:
         return [(USER_DIGITS / row["file"], int(row["label"])) for row in csv.DictReader(table)]
+
+
+@pytest.fixture(scope="session")
+def cnn_model():
+    from handwritten.models import load_classifier
+
+    return load_classifier("cnn")

@@ -98,3 +98,18 @@ def test_a_model_saved_by_the_user_loads(tmp_path: Path) -> None:
     path = save(build_seed(), tmp_path / "fresh.keras")
     model = load_model(path)
     assert model(np.zeros((1, 28, 28), dtype=np.float32)).shape == (1, 10)
+
+
+def test_cnn_is_compact_and_plain() -> None:
+    from handwritten.models import build_cnn
+
+    model = build_cnn()
+    assert model.count_params() < 1_000_000
+    assert tuple(model.inputs[0].shape[1:]) == (28, 28)
+    assert tuple(model.outputs[0].shape[1:]) == (10,)
+    kinds = {type(layer).__name__ for layer in model.layers}
+    assert "BatchNormalization" in kinds
+    assert kinds <= {
+        "InputLayer", "Reshape", "Conv2D", "BatchNormalization", "ReLU", "MaxPooling2D",
+        "GlobalAveragePooling2D", "Dropout", "Dense",
+    }  # fmt: skip

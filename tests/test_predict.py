@@ -12,7 +12,7 @@ from conftest import ROOT
 from drawings import draw
 from PIL import Image
 
-from handwritten.predict import find_images, predict_files
+from handwritten.predict import find_images, predict_files, read_numbers
 
 SAMPLES = ROOT / "digits"
 
@@ -76,3 +76,57 @@ def test_folder_copies_are_read_in_name_order(tmp_path: Path, seed_model) -> Non
         shutil.copy(SAMPLES / name, tmp_path / name)
     results = predict_files([tmp_path], seed_model)
     assert [Path(p.path).name for p in results] == ["digit3-pencil.png", "digit7-alpha.png"]
+
+
+def compose_number(paths: list[Path]) -> Image.Image:
+    """Paste single drawings side by side on white, as if written on one line."""
+    singles = []
+    for path in paths:
+        with Image.open(path) as image:
+            rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, "white")
+        singles.append(Image.alpha_composite(white, rgba).convert("L"))
+    row = Image.new("L", (sum(s.width for s in singles) + 8 * len(singles), 40), 255)
+    for index, single in enumerate(singles):
+        row.paste(single, (4 + index * (single.width + 8), 6))
+    return row
+
+
+@pytest.mark.integration
+def test_read_a_year_composed_from_people_drawings(user_digits, seed_model, tmp_path) -> None:
+    readable = {}
+    for path, label in user_digits:
+        [single] = predict_files([path], seed_model)
+        if single.digit == label and single.confidence > 0.9 and Image.open(path).size == (28, 28):
+            readable.setdefault(label, path)
+    year = [1, 9, 8, 4]
+    composed = tmp_path / "year.png"
+    compose_number([readable[d] for d in year]).save(composed)
+    [reading] = read_numbers([composed], seed_model)
+    assert reading.number == "1984"
+    assert [d["digit"] for d in reading.to_json()["digits"]] == year
+    assert reading.describe().startswith(f"{composed}: 1984 (least sure digit")
+
+
+def test_read_number_of_a_bad_file(tmp_path: Path, seed_model) -> None:
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG")
+    [reading] = read_numbers([tmp_path / "bad.png"], seed_model)
+    assert reading.number is None
+    assert "bad.png" in reading.error
+    assert reading.to_json()["number"] is None
+
+
+@pytest.mark.integration
+def test_people_drawings_with_the_default_cnn(user_digits, cnn_model) -> None:
+    results = predict_files([path for path, _ in user_digits], cnn_model)
+    right = sum(p.digit == label for p, (_, label) in zip(results, user_digits, strict=True))
+    accuracy = right / len(user_digits)
+    print(f"../shared/user-digits: {right}/{len(user_digits)} = {accuracy:.1%} with the cnn")
+    assert accuracy >= 0.95
+
+
+def test_sample_drawings_read_by_the_cnn(cnn_model) -> None:
+    results = predict_files([SAMPLES], cnn_model)
+    right = sum(p.digit == int(Path(p.path).name[5]) for p in results)
+    print(f"sample drawings: {right}/10 right with the cnn")
+    assert right >= 9

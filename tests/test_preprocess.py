@@ -16,7 +16,13 @@ from PIL import Image
 from scipy import ndimage
 
 from handwritten.errors import ImageError
-from handwritten.preprocess import open_image, preprocess_image, scale_pixels, to_mnist
+from handwritten.preprocess import (
+    open_image,
+    preprocess_image,
+    scale_pixels,
+    split_digits,
+    to_mnist,
+)
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
@@ -212,3 +218,42 @@ def test_random_bytes_never_escape_as_anything_but_image_error(payload: bytes) -
         message = "fuzz.png"
     assert "fuzz.png" in message
     assert result is None or result.shape == (28, 28)
+
+
+ONE = [(0.5, 0.05), (0.5, 0.95)]
+ZERO = [(0.5, 0.1), (0.2, 0.5), (0.5, 0.9), (0.8, 0.5), (0.5, 0.1)]
+
+
+def side_by_side(*images: Image.Image, gap: int = 20) -> Image.Image:
+    """Compose one image of several single drawings, like a number written on one line."""
+    width = sum(image.width for image in images) + gap * (len(images) + 1)
+    row = Image.new("L", (width, max(image.height for image in images) + 2 * gap), 255)
+    left = gap
+    for image in images:
+        row.paste(image, (left, gap))
+        left += image.width + gap
+    return row
+
+
+def test_split_digits_in_reading_order() -> None:
+    drawings = [draw(stroke=ONE), draw(), draw(stroke=ZERO)]
+    frames = split_digits(side_by_side(*drawings))
+    assert len(frames) == 3
+    for frame, single in zip(frames, drawings, strict=True):
+        assert similarity(frame, to_mnist(single)) > 0.97
+
+
+def test_a_broken_stroke_stays_one_digit() -> None:
+    seven = draw(size=112, width=6)
+    seven.paste(255, (65, 40, 90, 44))
+    assert len(split_digits(side_by_side(draw(stroke=ONE), seven))) == 2
+
+
+def test_pieces_above_each_other_are_one_digit() -> None:
+    five_like = draw(stroke=[(0.3, 0.5), (0.3, 0.95), (0.7, 0.95)])
+    five_like.paste(0, (30, 5, 80, 12))
+    assert len(split_digits(side_by_side(five_like, draw()))) == 2
+
+
+def test_split_digits_of_a_blank_image() -> None:
+    assert split_digits(Image.new("L", (200, 60), 255)) == []

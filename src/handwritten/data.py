@@ -14,6 +14,7 @@ import hashlib
 import http.client
 import os
 import re
+import stat
 import struct
 import sys
 import tempfile
@@ -64,6 +65,9 @@ _LABELS_MAGIC = 0x00000801
 _IMAGES_MAGIC = 0x00000803
 _IMAGE_SIDE = 28
 _CHUNK = 1 << 16
+MAX_PAYLOAD = 16 + 60000 * _IMAGE_SIDE * _IMAGE_SIDE
+"""The largest MNIST file's size once decompressed: reading stops past it, so a gzip bomb or
+an endless device under an MNIST name is refused instead of filling memory."""
 
 _REDOWNLOAD = "delete it and run again to re-download"
 _REPLACE = "replace it with a good copy of the original MNIST file"
@@ -134,6 +138,7 @@ def download_mnist(
     wanted = list(IDX_FILES.values()) if names is None else list(names)
     limit = DOWNLOAD_TIMEOUT if timeout is None else timeout
     with _exclusive(target):
+        _remove_partial_downloads(target)
         for name in wanted:
             if _find(target, name) is None:
                 _download_one(target, name, urls, limit)
@@ -231,10 +236,9 @@ def _read_idx(
 def _read_payload(path: Path, remedy: str) -> bytes:
     """Return the decompressed bytes, turning every way a file can be unreadable into advice."""
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as stream:
-                return stream.read()
-        return path.read_bytes()
+        with _open_regular(path, remedy) as raw:
+            stream = gzip.GzipFile(fileobj=raw, mode="rb") if path.suffix == ".gz" else raw
+            payload = stream.read(MAX_PAYLOAD + 1)
     except IsADirectoryError:
         raise DataError(f"{path} is a folder, not an MNIST file; {remedy}") from None
     except PermissionError:
@@ -245,6 +249,27 @@ def _read_payload(path: Path, remedy: str) -> bytes:
         raise DataError(f"{path} is not a complete gzip file ({error}); {remedy}") from None
     except OSError as error:
         raise DataError(f"{path} cannot be read ({error.strerror or error}); {remedy}") from None
+    if len(payload) > MAX_PAYLOAD:
+        raise DataError(
+            f"{path} holds over {MAX_PAYLOAD:,} bytes once decompressed, more than any MNIST "
+            f"file; {remedy}"
+        )
+    return payload
+
+
+def _open_regular(path: Path, remedy: str) -> BinaryIO:
+    """Open a regular file for reading; a FIFO would block open() forever, a device never end.
+
+    O_NONBLOCK makes opening a FIFO return at once, so fstat can refuse it; it changes nothing
+    for a regular file.
+    """
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    mode = os.fstat(descriptor).st_mode
+    if stat.S_ISREG(mode):
+        return os.fdopen(descriptor, "rb")
+    os.close(descriptor)
+    kind = "a folder" if stat.S_ISDIR(mode) else "a pipe, device or socket"
+    raise DataError(f"{path} is {kind}, not an MNIST file; {remedy}")
 
 
 def _parse_header(
@@ -300,6 +325,17 @@ def _exclusive(directory: Path) -> Iterator[None]:
         if fcntl is not None:
             fcntl.flock(lock, fcntl.LOCK_EX)
         yield
+
+
+def _remove_partial_downloads(directory: Path) -> None:
+    """Delete what a killed download left behind (SIGKILL skips every cleanup).
+
+    Only under the lock: holding it, no other process can be writing one. Without fcntl
+    (Windows) there is no lock, so leftovers stay; they are never read, only waste space.
+    """
+    if fcntl is not None:
+        for leftover in directory.glob(".*.part"):
+            leftover.unlink(missing_ok=True)
 
 
 def _download_one(directory: Path, name: str, mirrors: Sequence[str], timeout: float) -> None:
@@ -359,10 +395,54 @@ def _copy_with_progress(response: http.client.HTTPResponse, out: BinaryIO) -> No
 
 def _gzip_payload_sha256(path: Path) -> str:
     digest = hashlib.sha256()
+    size = 0
     try:
         with gzip.open(path, "rb") as stream:
             while chunk := stream.read(_CHUNK):
                 digest.update(chunk)
+                size += len(chunk)
+                if size > MAX_PAYLOAD:
+                    raise DataError(f"decompresses to over {MAX_PAYLOAD:,} bytes, not MNIST")
     except (EOFError, zlib.error, gzip.BadGzipFile) as error:
         raise DataError(f"not a complete gzip file ({error})") from None
     return digest.hexdigest()
+
+
+def load_digit_folders(root: str | os.PathLike) -> tuple[tuple[np.ndarray, np.ndarray], list[str]]:
+    """Read the user's own labelled digits from `root/0/*.png` ... `root/9/*.png`.
+
+    Each image goes through the same preprocessing as prediction, so the model learns from
+    exactly what it will be shown. Returns ((images, labels), problems): a file that cannot
+    be used is reported in `problems` by name and skipped; a tree with nothing usable is an
+    error, since training would silently ignore it.
+    """
+    from handwritten.errors import ImageError
+    from handwritten.predict import find_images
+    from handwritten.preprocess import preprocess_image
+
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"--extra-data {root}: not a folder; make one with subfolders 0 to 9.")
+    folders = {digit: root / str(digit) for digit in range(10) if (root / str(digit)).is_dir()}
+    if not folders:
+        found = ", ".join(sorted(p.name for p in root.iterdir())) or "nothing"
+        raise DataError(
+            f"--extra-data {root}: no digit folders (found {found}); put each image in "
+            f"{root}/<digit>/, for example {root}/7/my-seven.png."
+        )
+    images, labels, problems = [], [], []
+    for digit, folder in folders.items():
+        for path in find_images([folder]):
+            try:
+                image = preprocess_image(path)
+            except ImageError as exc:
+                problems.append(str(exc))
+                continue
+            if image is None:
+                problems.append(f"{path}: no digit found (the image has no ink)")
+                continue
+            images.append(image)
+            labels.append(digit)
+    if not images:
+        raise DataError(f"--extra-data {root}: no usable images in the digit folders 0 to 9.")
+    return (np.stack(images), np.array(labels, dtype=np.uint8)), problems

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from handwritten.errors import ImageError
-from handwritten.preprocess import preprocess_image
+from handwritten.preprocess import ImageSource, open_image, preprocess_image, split_digits
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -64,14 +64,22 @@ def find_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
 def predict_files(paths: Iterable[str | os.PathLike], classifier: Classifier) -> list[Prediction]:
     """Predict every image; a file that cannot be read gets an error, the rest still run."""
     predictions = [_preprocess(path) for path in find_images(paths)]
-    readable = [p for p in predictions if p.image is not None]
-    if readable:
-        probabilities = classifier.probabilities(np.stack([p.image for p in readable]))
-        for prediction, row in zip(readable, probabilities, strict=True):
-            prediction.digit = int(row.argmax())
-            prediction.confidence = float(row.max())
-            prediction.probabilities = [float(p) for p in row]
+    _classify([p for p in predictions if p.image is not None], classifier)
     return predictions
+
+
+def predict_image(
+    source: ImageSource, classifier: Classifier, name: str | None = None
+) -> Prediction:
+    """Read the digit in one image file or encoded bytes (the server's unit of work)."""
+    label = name or str(source)
+    try:
+        prediction = Prediction(path=label, image=preprocess_image(source, label))
+    except ImageError as exc:
+        return Prediction(path=label, error=str(exc))
+    if prediction.image is not None:
+        _classify([prediction], classifier)
+    return prediction
 
 
 def _preprocess(path: Path) -> Prediction:
@@ -79,3 +87,59 @@ def _preprocess(path: Path) -> Prediction:
         return Prediction(path=str(path), image=preprocess_image(path))
     except ImageError as exc:
         return Prediction(path=str(path), error=str(exc))
+
+
+def _classify(predictions: list[Prediction], classifier: Classifier) -> None:
+    """Fill in digit, confidence and probabilities, in one batch for speed."""
+    if not predictions:
+        return
+    probabilities = classifier.probabilities(np.stack([p.image for p in predictions]))
+    for prediction, row in zip(predictions, probabilities, strict=True):
+        prediction.digit = int(row.argmax())
+        prediction.confidence = float(row.max())
+        prediction.probabilities = [float(p) for p in row]
+
+
+@dataclass
+class NumberReading:
+    """Several digits side by side in one image, read left to right."""
+
+    path: str
+    digits: list[Prediction] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def number(self) -> str | None:
+        """The digits as a string (a number may start with 0, as in a postcode), or None."""
+        return "".join(str(p.digit) for p in self.digits) if self.digits else None
+
+    def to_json(self) -> dict[str, Any]:
+        digits = [{k: v for k, v in p.to_json().items() if k != "path"} for p in self.digits]
+        return {"path": self.path, "number": self.number, "digits": digits, "error": self.error}
+
+    def describe(self) -> str:
+        if self.error:
+            return f"{self.path}: error: {self.error}"
+        if not self.digits:
+            return f"{self.path}: no digits found"
+        least = min(p.confidence for p in self.digits)
+        return f"{self.path}: {self.number} (least sure digit {least:.1%})"
+
+
+def read_number(
+    source: ImageSource, classifier: Classifier, name: str | None = None
+) -> NumberReading:
+    """Read every digit in one image, in reading order."""
+    label = name or str(source)
+    try:
+        frames = split_digits(open_image(source, label))
+    except ImageError as exc:
+        return NumberReading(path=label, error=str(exc))
+    reading = NumberReading(path=label, digits=[Prediction(label, image=f) for f in frames])
+    _classify(reading.digits, classifier)
+    return reading
+
+
+def read_numbers(paths: Iterable[str | os.PathLike], classifier: Classifier) -> list[NumberReading]:
+    """`read_number` for each image file, folders expanded."""
+    return [read_number(path, classifier, str(path)) for path in find_images(paths)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 
 import numpy as np
@@ -35,6 +36,7 @@ NOISE_FLOOR = 0.2
 SPECK_FRACTION = 0.03
 EDGE_BAND = 0.1
 EDGE_LINE_FILL = 0.85
+STROKE_GAP = 0.04
 
 ImageSource = str | os.PathLike | bytes
 
@@ -55,11 +57,13 @@ def open_image(source: ImageSource, name: str | None = None) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            if not isinstance(source, bytes):
+                _check_regular_file(source, label)
             image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
             _check_size(image, label)
             image.seek(0)
             image.load()
-            return ImageOps.exif_transpose(image)
+            return _common_mode(ImageOps.exif_transpose(image))
     except ImageError:
         raise
     except FileNotFoundError:
@@ -77,10 +81,29 @@ def open_image(source: ImageSource, name: str | None = None) -> Image.Image:
         ) from None
 
 
+def _check_regular_file(path: str | os.PathLike, label: str) -> None:
+    """Refuse a FIFO (opening one blocks until a writer comes) or a device, before opening."""
+    mode = os.stat(path).st_mode
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError
+    if not stat.S_ISREG(mode):
+        raise ImageError(f"{label}: is a pipe, device or socket, not an image file.")
+
+
 def _check_size(image: Image.Image, label: str) -> None:
     width, height = image.size
     if width < 1 or height < 1 or width * height > MAX_INPUT_PIXELS:
         raise ImageError(_too_large(label) if width * height else f"{label}: image is empty.")
+
+
+def _common_mode(image: Image.Image) -> Image.Image:
+    """Convert the few modes a decoder can yield that Pillow cannot turn into grayscale.
+
+    A TIFF can hold CIE LAB, which Pillow converts to RGB but not to L; premultiplied La
+    converts only to LA. Everything else to_mnist reads as it comes.
+    """
+    target = {"LAB": "RGB", "La": "LA"}.get(image.mode)
+    return image.convert(target) if target else image
 
 
 def _too_large(label: str) -> str:
@@ -95,14 +118,62 @@ def to_mnist(image: Image.Image) -> np.ndarray | None:
 
     Returns a 28x28 uint8 array, white ink on black, like an MNIST test image.
     """
+    ink = _clean_ink(image)
+    return None if ink is None else _to_frame(ink)
+
+
+def split_digits(image: Image.Image) -> list[np.ndarray]:
+    """Cut a row of digits (a year, a code) into MNIST-style digits, in reading order.
+
+    Connected pieces of ink are digits, after pieces that overlap left-to-right are joined
+    (the bar of a 5 drawn apart, a broken stroke). Each digit is then normalised alone,
+    exactly as `to_mnist` does for a single digit.
+    """
+    ink = _clean_ink(image)
+    if ink is None:
+        return []
+    return [_to_frame(np.where(piece, ink, 0.0)) for piece in _digit_masks(ink)]
+
+
+def _clean_ink(image: Image.Image) -> np.ndarray | None:
     ink = _ink_map(_working_copy(image))
     if ink is None:
         return None
-    ink = _remove_edge_lines(ink)
-    ink = _remove_specks(ink)
-    if not (ink >= NOISE_FLOOR).any():
-        return None
+    ink = _remove_specks(_remove_edge_lines(ink))
+    return ink if (ink >= NOISE_FLOOR).any() else None
+
+
+def _to_frame(ink: np.ndarray) -> np.ndarray:
     return _centre_in_frame(_fit_digit_box(_crop_to_ink(ink)))
+
+
+def _digit_masks(ink: np.ndarray) -> list[np.ndarray]:
+    """One mask per digit, left to right."""
+    mask = ink >= NOISE_FLOOR
+    rows = np.flatnonzero(mask.any(axis=1))
+    gap = max(1, round(STROKE_GAP * (rows[-1] - rows[0] + 1)))
+    bridged = ndimage.binary_dilation(mask, iterations=gap)
+    labels, _ = ndimage.label(bridged, structure=np.ones((3, 3)))
+    labels = np.where(mask, labels, 0)
+    spans = sorted(
+        (found[1].start, found[1].stop, index)
+        for index, found in enumerate(ndimage.find_objects(labels), start=1)
+        if found is not None
+    )
+    groups: list[tuple[int, int, list[int]]] = []
+    for start, stop, index in spans:
+        if groups and _overlap(groups[-1][:2], (start, stop)) > 0.5:
+            first, last, members = groups[-1]
+            groups[-1] = (first, max(last, stop), [*members, index])
+        else:
+            groups.append((start, stop, [index]))
+    return [np.isin(labels, members) for _, _, members in groups]
+
+
+def _overlap(a: tuple[int, int], b: tuple[int, int]) -> float:
+    """How much of the narrower of two column spans the other covers, 0 to 1."""
+    shared = min(a[1], b[1]) - max(a[0], b[0])
+    return max(0, shared) / max(1, min(a[1] - a[0], b[1] - b[0]))
 
 
 def preprocess_image(source: ImageSource, name: str | None = None) -> np.ndarray | None:

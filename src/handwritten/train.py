@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import platform
 import shlex
+import shutil
+import signal
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -15,11 +22,28 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from handwritten import data, evaluate, files, models
+from handwritten import augment, data, evaluate, files, models
 from handwritten.errors import HandwrittenError
 from handwritten.preprocess import scale_pixels
 
 DEFAULT_SEED = 42
+NUM_CLASSES = models.NUM_CLASSES
+
+
+def _adam(total_steps: int) -> keras.optimizers.Optimizer:
+    return keras.optimizers.Adam()
+
+
+def _adamw_warmup_cosine(total_steps: int) -> keras.optimizers.Optimizer:
+    """AdamW with one epoch-ish of linear warm-up, then cosine decay to zero: a one-cycle shape."""
+    warmup = max(1, total_steps // 15)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=1e-4,
+        decay_steps=max(1, total_steps - warmup),
+        warmup_target=3e-3,
+        warmup_steps=warmup,
+    )
+    return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=1e-4)
 
 
 @dataclass(frozen=True)
@@ -29,15 +53,32 @@ class Recipe:
     epochs: int
     batch_size: int
     optimizer: str
-    loss: str = "sparse_categorical_crossentropy"
+    make_optimizer: Callable[[int], keras.optimizers.Optimizer] = field(repr=False)
+    label_smoothing: float = 0.0
+    augment: bool = False
 
 
-RECIPES = {"seed": Recipe(epochs=3, batch_size=32, optimizer="adam")}
+RECIPES = {
+    "seed": Recipe(epochs=3, batch_size=32, optimizer="adam", make_optimizer=_adam),
+    "cnn": Recipe(
+        epochs=15,
+        batch_size=128,
+        optimizer="adamw, warm-up + cosine decay, peak lr 3e-3, weight decay 1e-4",
+        make_optimizer=_adamw_warmup_cosine,
+        label_smoothing=0.1,
+        augment=True,
+    ),
+}
 
 
 def card_path(model_path: Path) -> Path:
     """The model card sits beside the model: `handwritten.keras` -> `handwritten.card.json`."""
     return model_path.with_name(f"{model_path.stem}.card.json")
+
+
+def backup_dir(model_path: Path) -> Path:
+    """Where an interrupted run keeps its last finished epoch, to resume from."""
+    return model_path.with_name(f".{model_path.stem}.backup")
 
 
 def train(
@@ -48,14 +89,201 @@ def train(
     epochs: int | None = None,
     seed: int = DEFAULT_SEED,
     limit: int | None = None,
+    augmentations: list[str] | None = None,
+    extra: tuple[np.ndarray, np.ndarray] | None = None,
     force: bool = False,
     verbose: int = 2,
 ) -> dict[str, Any]:
     """Train `architecture` on MNIST, save it to `output`, and return its model card.
 
     Everything random is seeded and TensorFlow runs deterministic kernels, so the same command
-    gives the same weights. `limit` trains on the first N images, for a quick try.
+    gives the same weights. `limit` trains on the first N images, for a quick try. `extra` is
+    (images, labels) of the user's own digits, mixed into every epoch. The MNIST test set is
+    only watched (history, card), never used to choose anything.
     """
+    recipe = _check_arguments(architecture, output, force)
+    epochs = recipe.epochs if epochs is None else epochs
+    chosen = _chosen_augmentations(recipe, augmentations)
+    mnist = data.load_mnist(data_dir)
+    images, labels = mnist.x_train[:limit], mnist.y_train[:limit]
+    if extra is not None:
+        images, labels = _mix_in(images, labels, *extra)
+
+    run = _run_identity(architecture, epochs, seed, chosen, images, labels)
+    _claim_backup(backup_dir(output), run)
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    model = models.ARCHITECTURES[architecture]()
+    batch_size = min(recipe.batch_size, len(images))
+    model.compile(
+        optimizer=recipe.make_optimizer(len(images) // batch_size * epochs),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
+        metrics=["accuracy"],
+    )
+    started = time.perf_counter()
+    stop = _StopWhenAsked()
+    try:
+        with _signals_to(stop.ask):
+            history = model.fit(
+                _training_data(images, labels, batch_size, chosen, seed),
+                epochs=epochs,
+                validation_data=(scale_pixels(mnist.x_test), _one_hot(mnist.y_test)),
+                callbacks=[_Backup(backup_dir(output)), stop],
+                shuffle=False,
+                verbose=verbose,
+            )
+    except KeyboardInterrupt:
+        print(f"handwritten: {_RESUME.format(backup=backup_dir(output))}", file=sys.stderr)
+        raise
+    seconds = time.perf_counter() - started
+    result = evaluate.evaluate_model(models.KerasClassifier(model), mnist.x_test, mnist.y_test)
+
+    _save_model(model, output)
+    shutil.rmtree(backup_dir(output), ignore_errors=True)
+    card = _model_card(
+        architecture, recipe, epochs, seed, chosen, len(images), model, result, seconds
+    )
+    files.write_json(card_path(output), card)
+    _save_history(history.history, output)
+    return card
+
+
+_RESUME = "finished epochs are kept in {backup}; run the same command again to resume."
+
+
+class _Backup(keras.callbacks.BackupAndRestore):
+    """Keras's backup of every finished epoch, made safe to kill at any moment.
+
+    Two copies are kept, so a kill while one is written leaves the other to resume from. It
+    outlives fit(): train() deletes it only once the model is saved, so a kill or a full disk
+    during the save loses no training. A backup that cannot be restored is a clear error.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(str(folder), double_checkpoint=True, delete_checkpoint=False)
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        try:
+            super().on_train_begin(logs)
+        except Exception as exc:
+            raise HandwrittenError(
+                f"{self.backup_dir}: the backup of an interrupted run cannot be restored "
+                f"({_first_line(exc)}); delete that folder to start the training over."
+            ) from None
+
+
+class _StopWhenAsked(keras.callbacks.Callback):
+    """Turn Ctrl-C or `kill` during training into a stop at the end of the current batch.
+
+    Python raises KeyboardInterrupt wherever the interpreter is when a signal lands: inside a
+    finaliser it is printed and lost. Without this, the tests saw a SIGINT go unnoticed (the
+    run trained on to the end) and one abort the process amid TensorFlow (glibc heap
+    corruption, exit -6). So the handler only notes the request and the next batch raises
+    it from plain code, with every finished epoch backed up. A second signal stops at once.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = False
+
+    def ask(self, signum: int, frame: object) -> None:
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = True
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._stop_if_asked()
+
+    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._stop_if_asked()
+
+    def _stop_if_asked(self) -> None:
+        if self.asked:
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _signals_to(handler: Callable[[int, object], None]) -> Iterator[None]:
+    """Route SIGINT and SIGTERM to `handler` for the block, then restore what was there.
+
+    A signal already ignored (a run under nohup) stays ignored; off the main thread, where
+    Python cannot set handlers, nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {
+        number: signal.signal(number, handler)
+        for number in (signal.SIGINT, signal.SIGTERM)
+        if signal.getsignal(number) is not signal.SIG_IGN
+    }
+    try:
+        yield
+    finally:
+        for number, handler_before in previous.items():
+            signal.signal(number, handler_before if handler_before is not None else signal.SIG_DFL)
+
+
+def _run_identity(
+    architecture: str,
+    epochs: int,
+    seed: int,
+    augmentations: list[str],
+    images: np.ndarray,
+    labels: np.ndarray,
+) -> dict[str, Any]:
+    """What makes two commands the same training run, so a backup resumes only its own."""
+    digest = hashlib.sha256(np.ascontiguousarray(images))
+    digest.update(np.ascontiguousarray(labels))
+    return {
+        "architecture": architecture,
+        "epochs": epochs,
+        "seed": seed,
+        "augmentations": augmentations,
+        "data_sha256": digest.hexdigest(),
+    }
+
+
+def _claim_backup(folder: Path, run: dict[str, Any]) -> None:
+    """Resume only the command that was interrupted; refuse, not delete, another's backup.
+
+    Weights of another architecture would crash the restore, and those of another seed, data
+    or epoch count would quietly make a model no command describes. A folder holding only
+    the record (stopped before its first epoch ended) has nothing to lose and is taken over.
+    """
+    record = folder / "run.json"
+    if folder.is_dir() and any(path != record for path in folder.iterdir()):
+        try:
+            recorded = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            recorded = None
+        if recorded != run:
+            raise HandwrittenError(
+                f"{folder}: holds the backup of an interrupted run of a different command "
+                "(another model, --epochs, --seed, --limit, --augment or data); run that "
+                "command again to resume it, or delete the folder to start over."
+            )
+    files.write_json(record, run)
+
+
+def _save_model(model: keras.Model, output: Path) -> None:
+    """Save atomically; a failure keeps the backup, so the next run saves without retraining."""
+    try:
+        with files.atomic_path(output) as temporary:
+            model.save(temporary)
+    except OSError as exc:
+        raise HandwrittenError(
+            f"--output {output}: cannot save the model ({exc.strerror or exc}); "
+            + _RESUME.format(backup=backup_dir(output))
+        ) from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _check_arguments(architecture: str, output: Path, force: bool) -> Recipe:
     if architecture not in RECIPES:
         raise HandwrittenError(f"--model {architecture}: unknown; choose one of {sorted(RECIPES)}.")
     output = Path(output)
@@ -63,31 +291,58 @@ def train(
         raise HandwrittenError(f"--output {output}: must end in .keras (the Keras 3 format).")
     if output.exists() and not force:
         raise HandwrittenError(f"--output {output}: exists; pass --force to overwrite it.")
-    recipe = RECIPES[architecture]
-    epochs = recipe.epochs if epochs is None else epochs
-    mnist = data.load_mnist(data_dir)
-    x_train, y_train = mnist.x_train[:limit], mnist.y_train[:limit]
+    return RECIPES[architecture]
 
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
-    model = models.ARCHITECTURES[architecture]()
-    model.compile(optimizer=recipe.optimizer, loss=recipe.loss, metrics=["accuracy"])
-    started = time.perf_counter()
-    model.fit(
-        scale_pixels(x_train),
-        y_train,
-        epochs=epochs,
-        batch_size=recipe.batch_size,
-        verbose=verbose,
+
+def _chosen_augmentations(recipe: Recipe, requested: list[str] | None) -> list[str]:
+    if requested is None:
+        return list(augment.AUGMENTATIONS) if recipe.augment else []
+    return requested
+
+
+def _mix_in(
+    images: np.ndarray, labels: np.ndarray, extra_images: np.ndarray, extra_labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Repeat a small set of the user's digits so it is about 5% of every epoch."""
+    repeats = max(1, round(0.05 * len(images) / max(1, len(extra_images))))
+    return (
+        np.concatenate([images, np.repeat(extra_images, repeats, axis=0)]),
+        np.concatenate([labels, np.repeat(extra_labels, repeats, axis=0)]),
     )
-    seconds = time.perf_counter() - started
-    result = evaluate.evaluate_model(models.KerasClassifier(model), mnist.x_test, mnist.y_test)
 
-    with files.atomic_path(output) as temporary:
-        model.save(temporary)
-    card = _model_card(architecture, recipe, epochs, seed, len(x_train), model, result, seconds)
-    files.write_json(card_path(output), card)
-    return card
+
+def _one_hot(labels: np.ndarray) -> np.ndarray:
+    return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+
+
+def _training_data(
+    images: np.ndarray, labels: np.ndarray, batch_size: int, augmentations: list[str], seed: int
+) -> tf.data.Dataset:
+    """Shuffled, batched, scaled the one way every model sees pixels, augmented on the fly.
+
+    Batches have a static size (the remainder is dropped, a different one each epoch):
+    Keras's RandomElasticTransform mixes up the images of a batch whose size is unknown
+    when the graph is traced (seen with Keras 3.15 in tf.data).
+    """
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((scale_pixels(images), _one_hot(labels)))
+        .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size, drop_remainder=True)
+    )
+    if augmentations:
+        augmenter = augment.build_augmenter(augmentations, seed)
+        dataset = dataset.map(
+            lambda x, y: (augmenter(x[..., None], training=True)[..., 0], y),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _save_history(history: dict[str, list[float]], output: Path) -> None:
+    from handwritten import plots
+
+    plots.save_training_history(history, output)
 
 
 def _model_card(
@@ -95,6 +350,7 @@ def _model_card(
     recipe: Recipe,
     epochs: int,
     seed: int,
+    augmentations: list[str],
     train_size: int,
     model: keras.Model,
     result: evaluate.Evaluation,
@@ -107,7 +363,9 @@ def _model_card(
         "epochs": epochs,
         "batch_size": recipe.batch_size,
         "optimizer": recipe.optimizer,
-        "loss": recipe.loss,
+        "loss": "categorical cross-entropy",
+        "label_smoothing": recipe.label_smoothing,
+        "augmentations": augmentations,
         "parameters": model.count_params(),
         "data": {
             "name": "MNIST",
