@@ -171,5 +171,5 @@ def test_an_opened_file_is_read_and_a_blank_one_explained(
 
 def test_the_api_docs_render_without_internet(browser: Browser, server: tuple[str, Path]) -> None:
     page = open_page(browser, server[0], 1000, 760, "/docs")
-    operation = page.locator(".opblock-summary-path[data-path=\"/api/predict\"]")
+    operation = page.locator('.opblock-summary-path[data-path="/api/predict"]')
     expect(operation).to_be_visible()
