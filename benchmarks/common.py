@@ -134,9 +134,8 @@ def data_dir() -> Path:
 
 
 def setting() -> dict[str, object]:
-    """The machine, the load on it, the date and the versions: what the figures depend on."""
+    """The machine and the versions: what every figure depends on."""
     return {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {
             "cpu": _cpu_model(),
             "cpus_usable": len(os.sched_getaffinity(0)),
@@ -144,10 +143,28 @@ def setting() -> dict[str, object]:
             "platform": platform.platform(),
             "python": platform.python_version(),
         },
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "versions": {name: _version(name) for name in PACKAGES if _version(name)},
-        "commit": _commit(),
     }
+
+
+def stamp(mode: str, repeats: dict[str, int]) -> dict[str, object]:
+    """When a section started, at which commit, in which mode, and how loaded the machine was."""
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "commit": _commit(),
+        "mode": mode,
+        "repeats": repeats,
+        "load_average_at_start": _load_average(),
+    }
+
+
+def finished(started: dict[str, object]) -> dict[str, object]:
+    """The section's stamp, completed with the load on the machine when it ended."""
+    return {**started, "load_average_at_end": _load_average()}
+
+
+def _load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def _cpu_model() -> str:

@@ -9,13 +9,18 @@ def render(results: dict) -> str:
     sections = results["sections"]
     parts = [_setting(results), _targets(sections)]
     if "train" in sections:
-        parts.append(_train(sections["train"]["seed"]))
-    parts.append(_race(sections.get("race"), results["mode"]))
+        parts.append(_measured(_train(sections["train"]["seed"]), sections["train"]))
+    race = sections.get("race")
+    parts.append(_measured(_race(race), race) if race else _race(race))
     if "predict" in sections:
-        parts += [_cold(sections["predict"]["cold_start"]), _bulk(sections["predict"]["bulk"])]
-        parts.append(_folder(sections["predict"]["folder"]))
+        predict = sections["predict"]
+        parts += [
+            _measured(_cold(predict["cold_start"]), predict),
+            _measured(_bulk(predict["bulk"]), predict),
+            _measured(_folder(predict["folder"]), predict),
+        ]
     if "serve" in sections:
-        parts.append(_serve(sections["serve"]))
+        parts.append(_measured(_serve(sections["serve"]), sections["serve"]))
     return "\n\n".join(parts) + "\n"
 
 
@@ -26,27 +31,29 @@ def _setting(results: dict) -> str:
         [
             "# Benchmarks",
             "",
-            f"Written by `make bench` (`benchmarks/run.py`), mode **{results['mode']}** "
-            f"({_mode_note(results['mode'])}), on {results['date']} at commit "
-            f"`{results['commit']}`. Every figure is the median of several runs in fresh "
-            "processes (the JSON copy, `results.json`, has every run); each comparison ran "
-            "both sides in the same session, alternating.",
+            "Written by `make bench` (`benchmarks/run.py`): quick mode measures everything but "
+            "the race to 99% test accuracy, `make bench BENCH=full` adds it and repeats more. "
+            "Every figure is the median of several runs in fresh processes (`results.json` has "
+            "every run); each comparison ran both sides in the same session, alternating. Each "
+            "section says when, at which commit and in which mode it was measured, and the load "
+            "average (1, 5, 15 min) of the machine then: above 0, other work shared the cores, "
+            "which slows absolute figures more than ratios.",
             "",
             f"Machine: {machine['cpu']}, {machine['cpus_usable']} usable cores, "
-            f"{machine['memory_gb']} GB, {machine['platform']}, Python {machine['python']}. "
-            f"Load average (1, 5, 15 min) {_load(results['load_average_at_start'])} at the "
-            f"start and {_load(results.get('load_average_at_end', []))} at the end: above 0 "
-            "other work shared the cores, which slows absolute figures more than ratios.",
+            f"{machine['memory_gb']} GB, {machine['platform']}, Python {machine['python']}.",
             "",
             f"Versions: {versions}.",
         ]
     )
 
 
-def _mode_note(mode: str) -> str:
-    if mode == "full":
-        return "every benchmark, including the race to 99% test accuracy"
-    return "everything but the race to 99%; `make bench BENCH=full` adds it"
+def _measured(text: str, section: dict) -> str:
+    stamp = section["measured"]
+    return (
+        f"{text}\n\n_Measured {stamp['date']} at commit `{stamp['commit']}`, {stamp['mode']} "
+        f"mode; load average {_load(stamp['load_average_at_start'])} at the start, "
+        f"{_load(stamp['load_average_at_end'])} at the end._"
+    )
 
 
 def _load(values: list[float]) -> str:
@@ -174,10 +181,10 @@ def _train(seed: dict) -> str:
     return "\n".join(rows)
 
 
-def _race(race: dict | None, mode: str) -> str:
+def _race(race: dict | None) -> str:
     title = "## Time to 99% MNIST test accuracy"
     if not race:
-        return f"{title}\n\nNot run in {mode} mode: `make bench BENCH=full` runs it."
+        return f"{title}\n\nNot measured: `make bench BENCH=full` runs it."
     rows = [
         title,
         "",

@@ -6,7 +6,9 @@
 
 Figures are medians of several runs in fresh processes; each comparison runs both sides in
 the same session, alternating, and reports their ratio. On a machine shared with other work
-the absolute figures move with the load (RESULTS.md records it); the ratios move less.
+the absolute figures move with the load (RESULTS.md records it); the ratios move less. A
+section not measured in this run (the race, in quick mode) keeps its last figures, stamped
+with the date, commit and mode they were measured in.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from common import BENCHMARKS, data_dir, setting
+from common import BENCHMARKS, data_dir, finished, setting, stamp
 
 SECTIONS = ("train", "race", "predict", "serve")
 
@@ -46,18 +48,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     mode = MODES[args.mode]
     data = data_dir()
-    results = {"mode": args.mode, "repeats": asdict(mode), **setting(), "sections": {}}
+    results = {**setting(), "sections": _kept_sections(args)}
     for section in args.only:
         print(f"benchmark: {section} ...", file=sys.stderr, flush=True)
-        results["sections"][section] = RUNNERS[section](mode, data)
+        started = stamp(args.mode, asdict(mode))
+        figures = RUNNERS[section](mode, data)
+        results["sections"][section] = {"measured": finished(started), **figures}
         write(results, args.output)
     print(f"wrote {args.output / 'RESULTS.md'} and results.json", file=sys.stderr)
     return 0
 
 
+def _kept_sections(args: argparse.Namespace) -> dict:
+    """Sections this run does not measure stay as last measured (each says when and how)."""
+    previous = args.output / "results.json"
+    return json.loads(previous.read_text())["sections"] if previous.is_file() else {}
+
+
 def write(results: dict, folder: Path) -> None:
     """Both files after every section, so a long run that fails late keeps what it measured."""
-    results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (folder / "RESULTS.md").write_text(markdown(results))
 
@@ -65,10 +74,12 @@ def write(results: dict, folder: Path) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mode", choices=MODES, default=os.environ.get("BENCH") or "quick")
-    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    parser.add_argument(
+        "--only", help="comma-separated sections to measure (default: all the mode runs)"
+    )
     parser.add_argument("--output", type=Path, default=BENCHMARKS, help="folder for the results")
     args = parser.parse_args(argv)
-    args.only = [s for s in args.only.split(",") if s]
+    args.only = [s for s in (args.only or ",".join(SECTIONS)).split(",") if s]
     unknown = set(args.only) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")

@@ -76,18 +76,20 @@ def test_export_stamps_the_source_and_round_trips(exported: Path) -> None:
     )
 
 
-def test_a_stale_onnx_copy_is_not_used(exported: Path, tmp_path: Path) -> None:
+def test_a_stale_onnx_copy_is_not_used(exported: Path, tmp_path: Path, caplog) -> None:
     model = tmp_path / "mine.keras"
     build_seed().save(model)  # new weights: the copy below was made from another file
     shutil.copy(onnx_path(exported), onnx_path(model))
     assert isinstance(load_classifier(model), KerasClassifier)
+    assert "handwritten export" in caplog.text
     with pytest.raises(ModelError, match=r"not exported from .* as it is now"):
         load_classifier(model, "onnx")
 
 
-def test_a_missing_onnx_copy_falls_back_to_keras(tmp_path: Path) -> None:
+def test_a_missing_onnx_copy_falls_back_to_keras(tmp_path: Path, caplog) -> None:
     build_seed().save(tmp_path / "plain.keras")
     assert isinstance(load_classifier(tmp_path / "plain.keras"), KerasClassifier)
+    assert caplog.text == ""
     with pytest.raises(ModelError, match="missing; run `handwritten export"):
         load_classifier(tmp_path / "plain.keras", "onnx")
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import sys
 import warnings
@@ -40,6 +41,8 @@ RUNTIME_ENV = "HANDWRITTEN_RUNTIME"
 SOURCE_SHA256 = "handwritten.source_sha256"
 SOURCE_FILE = "handwritten.source_file"
 EXPORT_TOLERANCE = 1e-4
+
+logger = logging.getLogger(__name__)
 
 
 def onnx_path(model_path: Path) -> Path:
@@ -130,7 +133,8 @@ def load_classifier(
 
     `runtime` is "auto" (the default, or $HANDWRITTEN_RUNTIME): the .onnx beside the .keras
     file if it was exported from this very file, else Keras. "onnx" refuses to fall back,
-    "keras" never uses the .onnx. An .onnx file given directly is loaded as it is.
+    "keras" never uses the .onnx. An .onnx file given directly is loaded as it is. A stale
+    or broken .onnx is worth a warning: it means the export step was forgotten.
     """
     runtime = runtime or os.environ.get(RUNTIME_ENV) or "auto"
     if runtime not in RUNTIMES:
@@ -141,9 +145,11 @@ def load_classifier(
     if runtime != "keras":
         try:
             return fresh_onnx(path)
-        except ModelError:
+        except ModelError as exc:
             if runtime == "onnx":
                 raise
+            if onnx_path(path).is_file():
+                logger.warning("handwritten: warning: %s Using the .keras file meanwhile.", exc)
     return load_keras_classifier(path)
 
 
