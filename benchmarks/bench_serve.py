@@ -3,7 +3,8 @@
 The load itself is `load.py`'s (the server's own load test): the same sample drawings, the same
 checks that every answer is right. Here a server is started per runtime, loaded with 1 client
 (the time one request takes) and with 32 (the target's concurrency), and its peak resident
-memory read from the kernel before it is stopped.
+memory read from the kernel before it is stopped. The same load against `floor_app.py`, the
+same HTTP stack answering without any work, is the floor no predict path can go below here.
 """
 
 from __future__ import annotations
@@ -19,21 +20,23 @@ from pathlib import Path
 
 import load
 import numpy as np
-from common import HANDWRITTEN, summary
+from common import BENCHMARKS, HANDWRITTEN, PYTHON, summary
 
-RUNTIMES = ("onnx", "keras")
+SERVERS = {"onnx": ("onnx", 1), "onnx, 2 workers": ("onnx", 2), "keras": ("keras", 1)}
+SERVERS |= {"floor": ("floor", 1), "floor, 2 workers": ("floor", 2)}
+"""Name in the results: (runtime, or the floor app; uvicorn workers)."""
 CLIENTS = (1, 32)
 
 
 def serving(repeats: int, requests: int) -> dict[str, dict]:
-    """Each runtime's server: load figures per number of clients, and its peak memory."""
-    return {runtime: _serve_one(runtime, repeats, requests) for runtime in RUNTIMES}
+    """Each server's load figures per number of clients, and its peak memory."""
+    return {name: _serve_one(*setup, repeats, requests) for name, setup in SERVERS.items()}
 
 
-def _serve_one(runtime: str, repeats: int, requests: int) -> dict:
+def _serve_one(runtime: str, workers: int, repeats: int, requests: int) -> dict:
     payloads = [path.read_bytes() for path in load.SAMPLES]
     figures: dict = {}
-    with _server(runtime) as (url, process):
+    with _server(runtime, workers) as (url, process):
         expected = asyncio.run(load.baseline(url, payloads))
         for clients in CLIENTS:
             results = [
@@ -58,19 +61,23 @@ def _figures(results: list[load.Result]) -> dict:
 
 
 @contextlib.contextmanager
-def _server(runtime: str) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`handwritten serve` with one worker on a free local port, stopped afterwards."""
+def _server(runtime: str, workers: int) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`handwritten serve` (or the floor app) on a free local port, stopped afterwards."""
     with socket.create_server((load.HOST, 0)) as probe:
         port = probe.getsockname()[1]
     url = f"http://{load.HOST}:{port}"
-    command = [HANDWRITTEN, "serve", "--host", load.HOST, "--port", str(port)]
+    address = ["--host", load.HOST, "--port", str(port), "--workers", str(workers)]
+    command = [HANDWRITTEN, "serve", *address]
+    if runtime == "floor":
+        command = [PYTHON, "-m", "uvicorn", "floor_app:app", "--app-dir", str(BENCHMARKS)]
+        command += [*address, "--no-access-log"]
     env = {**os.environ, "HANDWRITTEN_RUNTIME": runtime}
     with tempfile.TemporaryDirectory() as folder:
         log = Path(folder) / "serve.log"
         with open(log, "w") as output:
             process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
         try:
-            load.wait_for_workers(url, process, log, workers=1)
+            load.wait_for_workers(url, process, log, workers)
             yield url, process
         finally:
             process.terminate()
@@ -78,8 +85,17 @@ def _server(runtime: str) -> Iterator[tuple[str, subprocess.Popen]]:
 
 
 def _peak_mb(pid: int) -> float:
-    """The process's high-water mark of resident memory (VmHWM), in MB."""
+    """High-water marks of resident memory (VmHWM) of the server and its workers, summed, in MB."""
+    return _vm_hwm_kb(pid) / 1024 + sum(_peak_mb(child) for child in _children(pid))
+
+
+def _vm_hwm_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
+            return int(line.split()[1])
     raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+def _children(pid: int) -> list[int]:
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    return [int(child) for task in tasks for child in (task / "children").read_text().split()]

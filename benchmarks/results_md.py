@@ -141,9 +141,29 @@ def _predict_targets(predict: dict | None) -> list[str]:
 def _serve_targets(serve: dict | None) -> list[str]:
     if not serve:
         return []
-    p50 = serve["onnx"]["32_clients"]["p50_ms"]["median"]
+    best = min(
+        (figures["32_clients"]["p50_ms"]["median"], name)
+        for name, figures in serve.items()
+        if name.startswith("onnx")
+    )
+    floor = min(
+        figures["32_clients"]["p50_ms"]["median"]
+        for name, figures in serve.items()
+        if name.startswith("floor")
+    )
     return [
-        _row("server p50 at 32 concurrent clients, ONNX", f"{p50:.1f} ms", "<= 10 ms", p50 <= 10)
+        _row(
+            f"server p50 at 32 concurrent clients ({best[1]})",
+            f"{best[0]:.1f} ms",
+            "<= 10 ms",
+            best[0] <= 10,
+        ),
+        _row(
+            "the same for a server doing no work (floor)",
+            f"{floor:.1f} ms",
+            "<= 10 ms",
+            floor <= 10,
+        ),
     ]
 
 
@@ -277,10 +297,14 @@ def _serve(serve: dict) -> str:
     rows = [
         "## The server",
         "",
-        "`handwritten serve` (one worker) loaded by `load.py`'s clients with the sample "
-        "drawings, every answer checked; peak memory is the server's VmHWM. Median (min-max).",
+        "`handwritten serve` (one uvicorn worker unless said) loaded by `load.py`'s clients "
+        "with the sample drawings, every answer checked; peak memory is the VmHWM of the "
+        "server's processes, summed. The `floor` rows "
+        "are `floor_app.py`: the same FastAPI and uvicorn answering a fixed digit without "
+        "decoding, preprocessing or a model, loaded by the same clients on the same cores, so "
+        "the latency no predict path can beat here. Median (min-max).",
         "",
-        "| runtime | clients | requests/s | p50 ms | p99 ms | peak MB |",
+        "| server | clients | requests/s | p50 ms | p99 ms | peak MB |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for runtime, figures in serve.items():
