@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
 import sys
 
 import numpy as np
@@ -12,6 +14,7 @@ from conftest import MNIST_DIR, ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import bench_serve
 import bench_train
 import common
 import idx
@@ -34,6 +37,25 @@ def test_a_run_reports_its_peak_memory_and_stops_when_told() -> None:
     assert [line for _, line in done.lines] == ["ready"]
     assert done.returncode == -signal.SIGTERM
     assert done.peak_mb >= 300
+
+
+def test_server_memory_counts_the_workers_too() -> None:
+    worker = "import time\nblock = b'x' * (200 * 2**20)\nprint('ready', flush=True)\ntime.sleep(60)"
+    parent = (
+        "import subprocess, sys\n"
+        f"child = subprocess.Popen([sys.executable, '-c', {worker!r}], stdout=subprocess.PIPE)\n"
+        "child.stdout.readline()\nprint('ready', flush=True)\nchild.wait()"
+    )
+    with subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE) as process:
+        try:
+            assert process.stdout.readline().strip() == b"ready"
+            own = bench_serve._vm_hwm_kb(process.pid) / 1024
+            assert own < 100
+            assert bench_serve._peak_mb(process.pid) >= own + 200
+        finally:
+            for child in bench_serve._children(process.pid):
+                os.kill(child, signal.SIGTERM)
+            process.wait(timeout=30)
 
 
 def test_the_race_reads_the_test_accuracy_keras_prints(capsys: pytest.CaptureFixture) -> None:
