@@ -82,8 +82,8 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--augment",
         metavar="LIST",
-        help="augmentations: all, none, or some of rotate,zoom,shear,translate,stroke,elastic,"
-        "blur,contrast (default: the recipe's: all for cnn, none for seed)",
+        help="augmentations: all, none, or some of styles,rotate,zoom,shear,translate,stroke,"
+        "elastic,blur,contrast (default: the recipe's: all but elastic for cnn, none for seed)",
     )
     parser.add_argument(
         "--extra-data",
