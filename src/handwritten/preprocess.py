@@ -147,7 +147,8 @@ def _clean_ink(image: Image.Image) -> np.ndarray | None:
     ink = _remove_edge_lines(ink)
     if not (ink >= NOISE_FLOOR).any():
         return None
-    return _crop_to_ink(_remove_specks(_crop_to_ink(ink)))
+    ink = _remove_specks(_crop_to_ink(ink))
+    return _crop_to_ink(ink) if (ink >= NOISE_FLOOR).any() else None
 
 
 def _to_frame(ink: np.ndarray) -> np.ndarray:
