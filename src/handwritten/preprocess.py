@@ -136,10 +136,11 @@ def split_digits(image: Image.Image) -> list[np.ndarray]:
 
 
 def _clean_ink(image: Image.Image) -> np.ndarray | None:
-    """The ink alone, cropped to it: edge lines and specks removed, None if nothing is left.
+    """The ink alone, edge lines and specks removed, None if nothing is left.
 
-    Cropping before the speck search is only for speed (a digit is often a small part of the
-    canvas); everything outside the crop is below the noise floor and would be cleared anyway.
+    The ink is cropped before the speck search only for speed (a digit is often a small part
+    of the canvas); everything outside the crop is below the noise floor and would be cleared
+    anyway. Callers crop again to what the specks left (`_to_frame`).
     """
     ink = _ink_map(_working_copy(image))
     if ink is None:
@@ -148,7 +149,7 @@ def _clean_ink(image: Image.Image) -> np.ndarray | None:
     if not (ink >= NOISE_FLOOR).any():
         return None
     ink = _remove_specks(_crop_to_ink(ink))
-    return _crop_to_ink(ink) if (ink >= NOISE_FLOOR).any() else None
+    return ink if (ink >= NOISE_FLOOR).any() else None
 
 
 def _to_frame(ink: np.ndarray) -> np.ndarray:
