@@ -131,7 +131,8 @@ class RandomRegionalStyles(layers.Layer):
             chance(1, self.FLAG, 1) * _flag(ink, top, bottom, draw[:, 4], draw[:, 5], pen),
             chance(1, self.BASE, 2) * _base(ink, top, bottom, draw[:, 6], pen),
         )
-        strokes = ops.maximum(strokes, chance(7, self.BAR, 3) * _bar(ink, top, bottom, draw, pen))
+        bar = _bar(ink, top, bottom, draw[:, 7], draw[:, 8], pen)
+        strokes = ops.maximum(strokes, chance(7, self.BAR, 3) * bar)
         return ops.maximum(ink, strokes)[..., None]
 
 
@@ -151,11 +152,11 @@ def _base(ink, top, bottom, width, pen):
     return _segment(ink.shape, (bottom, centre - half), (bottom, centre + half), pen)
 
 
-def _bar(ink, top, bottom, draw, pen):
+def _bar(ink, top, bottom, width, slope, pen):
     """A short, nearly level stroke across the digit's middle row."""
     middle = ops.round((top + bottom) / 2)
-    half = (bottom - top + 1.0) * (0.15 + 0.15 * draw[:, 7])
-    tilt = (bottom - top + 1.0) * 0.1 * (draw[:, 8] - 0.5)
+    half = (bottom - top + 1.0) * (0.15 + 0.15 * width)
+    tilt = (bottom - top + 1.0) * 0.1 * (slope - 0.5)
     centre = _ink_column(ink, middle)
     return _segment(ink.shape, (middle + tilt, centre - half), (middle - tilt, centre + half), pen)
 
