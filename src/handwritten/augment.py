@@ -10,7 +10,9 @@ so the saved model stays a plain network with no custom layers to trust when it 
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -200,29 +202,53 @@ class ClipToUnitRange(layers.Layer):
         return ops.clip(images, 0.0, 1.0)
 
 
-def _geometry(name: str) -> Callable[[int], layers.Layer]:
-    fill = {"fill_mode": "constant", "fill_value": 0.0}
-    return {
-        "rotate": lambda seed: layers.RandomRotation(12 / 360, seed=seed, **fill),
-        "zoom": lambda seed: layers.RandomZoom((-0.12, 0.12), seed=seed, **fill),
-        "shear": lambda seed: layers.RandomShear(0.15, 0.1, seed=seed, **fill),
-        "translate": lambda seed: layers.RandomTranslation(0.08, 0.08, seed=seed, **fill),
-    }[name]
+FILL = {"fill_mode": "constant", "fill_value": 0.0}
 
-
-AUGMENTATIONS: dict[str, Callable[[int], layers.Layer]] = {
-    "styles": lambda seed: RandomRegionalStyles(seed=seed),
-    "rotate": _geometry("rotate"),
-    "zoom": _geometry("zoom"),
-    "shear": _geometry("shear"),
-    "translate": _geometry("translate"),
-    "stroke": lambda seed: RandomStrokeWidth(seed=seed),
-    "elastic": lambda seed: RandomElasticDistortion(seed=seed),
-    "blur": lambda seed: layers.RandomGaussianBlur(
-        factor=0.3, kernel_size=3, sigma=(0.3, 1.0), value_range=(0, 1), seed=seed
-    ),
-    "contrast": lambda seed: layers.RandomContrast(0.3, value_range=(0, 1), seed=seed),
+STRENGTHS: dict[str, dict[str, Any]] = {
+    "styles": {
+        "flag": RandomRegionalStyles.FLAG,
+        "base": RandomRegionalStyles.BASE,
+        "bar": RandomRegionalStyles.BAR,
+    },
+    "rotate": {"factor": 12 / 360},
+    "zoom": {"height_factor": (-0.12, 0.12)},
+    "shear": {"x_factor": 0.15, "y_factor": 0.1},
+    "translate": {"height_factor": 0.08, "width_factor": 0.08},
+    "stroke": {"pixels": 1},
+    "elastic": {"magnitude": 0.75, "grid": 4},
+    "blur": {"factor": 0.3, "kernel_size": 3, "sigma": (0.3, 1.0)},
+    "contrast": {"factor": 0.3},
 }
+"""Each augmentation's parameters, as a model card records them."""
+
+_MAKERS: dict[str, Callable[..., layers.Layer]] = {
+    "styles": lambda seed, **_: RandomRegionalStyles(seed=seed),
+    "rotate": lambda seed, **k: layers.RandomRotation(**k, seed=seed, **FILL),
+    "zoom": lambda seed, **k: layers.RandomZoom(**k, seed=seed, **FILL),
+    "shear": lambda seed, **k: layers.RandomShear(**k, seed=seed, **FILL),
+    "translate": lambda seed, **k: layers.RandomTranslation(**k, seed=seed, **FILL),
+    "stroke": lambda seed, **_: RandomStrokeWidth(seed=seed),
+    "elastic": lambda seed, **k: RandomElasticDistortion(**k, seed=seed),
+    "blur": lambda seed, **k: layers.RandomGaussianBlur(**k, value_range=(0, 1), seed=seed),
+    "contrast": lambda seed, **k: layers.RandomContrast(**k, value_range=(0, 1), seed=seed),
+}
+
+AUGMENTATIONS = tuple(STRENGTHS)
+"""The augmentations in the order they are applied (styles first: it needs the plain digit)."""
+
+
+def make_augmentation(name: str, seed: int) -> layers.Layer:
+    """One augmentation layer, seeded from the run's seed and its own name.
+
+    Seeding by name keeps each augmentation's random stream the same when others are added,
+    removed or reordered, so an ablation changes one thing at a time.
+    """
+    return _MAKERS[name](seed=seed + zlib.crc32(name.encode()) % 2**16, **STRENGTHS[name])
+
+
+def strengths(names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The parameters of the chosen augmentations, for a model card."""
+    return {name: STRENGTHS[name] for name in names}
 
 
 def parse_augmentations(text: str) -> list[str]:
@@ -246,11 +272,7 @@ class Augmenter:
     images out, because one of them depends on the digit."""
 
     def __init__(self, names: Sequence[str], seed: int):
-        made = {
-            name: AUGMENTATIONS[name](seed + index)
-            for index, name in enumerate(AUGMENTATIONS)
-            if name in names
-        }
+        made = {name: make_augmentation(name, seed) for name in AUGMENTATIONS if name in names}
         self.styles = made.pop("styles", None)
         chosen = list(made.values())
         if "contrast" in names:

@@ -225,10 +225,10 @@ def _train(args: argparse.Namespace) -> int:
         extra=extra,
         force=args.force,
     )
-    metrics = card["metrics"]
     print(
-        f"saved {args.output}: test accuracy {metrics['test_accuracy']:.4f}, "
-        f"loss {metrics['test_loss']:.4f}, trained in {card['training_seconds']:.0f} s"
+        f"saved {args.output}: validation accuracy {card['validation']['accuracy']:.4f}, "
+        f"test accuracy {card['test']['accuracy']:.4f}, trained in "
+        f"{card['training_seconds']:.0f} s"
     )
     return 0
 
@@ -302,10 +302,10 @@ def _gallery(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from handwritten.models import SHIPPED_MODELS
+    from handwritten.registry import names
     from handwritten.runtime import export_onnx
 
-    for model in args.model or list(SHIPPED_MODELS):
+    for model in args.model or names():
         print(f"saved {export_onnx(model)}")
     return 0
 

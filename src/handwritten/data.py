@@ -114,6 +114,75 @@ def load_mnist(data_dir: str | os.PathLike[str] | None = None, *, download: bool
     return _read_mnist(directory, remedy=_REDOWNLOAD)
 
 
+VALIDATION_SIZE = 5000
+VALIDATION_SEED = 42
+
+
+@dataclass(frozen=True)
+class Split:
+    """MNIST's 60,000 training images cut into training and validation, and the test set.
+
+    Every choice (recipe, augmentations, thresholds, temperatures) is made on `validation`;
+    `test` is scored once, at the end, and reported apart.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    validation_indices: np.ndarray
+
+    def describe(self) -> dict[str, object]:
+        """How the split was made, for a model card: enough to cut the same one again."""
+        indices = np.ascontiguousarray(self.validation_indices, dtype=np.int64)
+        return {
+            "from": "MNIST training images",
+            "images": len(indices),
+            "seed": VALIDATION_SEED,
+            "stratified": True,
+            "indices_sha256": hashlib.sha256(indices.tobytes()).hexdigest(),
+        }
+
+
+def validation_indices(
+    labels: np.ndarray, size: int = VALIDATION_SIZE, seed: int = VALIDATION_SEED
+) -> np.ndarray:
+    """A seeded, stratified choice of `size` indices: each digit in its share of `labels`.
+
+    The seed is its own, not the training run's, so every model is validated on the same
+    images and their figures compare.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    quotas = np.floor(counts / len(labels) * size).astype(int)
+    largest_remainders = np.argsort(-(counts / len(labels) * size - quotas), kind="stable")
+    quotas[largest_remainders[: size - quotas.sum()]] += 1
+    chosen = [
+        rng.permutation(np.flatnonzero(labels == digit))[:quota]
+        for digit, quota in zip(classes, quotas, strict=True)
+    ]
+    return np.sort(np.concatenate(chosen))
+
+
+def split_mnist(mnist: Mnist, size: int = VALIDATION_SIZE) -> Split:
+    """Hold out the validation images from MNIST's training set (see `validation_indices`)."""
+    held_out = validation_indices(mnist.y_train, size)
+    keep = np.ones(len(mnist.y_train), dtype=bool)
+    keep[held_out] = False
+    return Split(
+        x_train=mnist.x_train[keep],
+        y_train=mnist.y_train[keep],
+        x_val=mnist.x_train[held_out],
+        y_val=mnist.y_train[held_out],
+        x_test=mnist.x_test,
+        y_test=mnist.y_test,
+        validation_indices=held_out,
+    )
+
+
 def data_checksums() -> dict[str, str]:
     """Return the payload checksums as a copy, so a model card cannot alter the originals."""
     return dict(PAYLOAD_SHA256)

@@ -1,26 +1,31 @@
-"""The networks, where the shipped ones live, and loading model files without running their code."""
+"""The networks, and loading model files without running their code.
+
+Every network starts with a `Rescaling` layer, so a model file takes the 28x28 image that
+preprocessing makes (0-255, white ink on black) as it is: nothing outside the file has to know
+how its pixels were scaled in training, not even a copy of the .onnx on another machine.
+"""
 
 from __future__ import annotations
 
-import os
+import json
+import logging
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from handwritten.errors import ModelError
-from handwritten.preprocess import scale_pixels
 
 if TYPE_CHECKING:  # Keras loads TensorFlow (seconds): imported only where a model is built.
     import keras
 
-SHIPPED_MODELS = {"cnn": "handwritten-cnn.keras", "seed": "handwritten.keras"}
-DEFAULT_MODEL = "cnn"
 INPUT_SHAPE = (28, 28)
 NUM_CLASSES = 10
 BATCH_SIZE = 1024
+PIXEL_SCALE = 1 / 255
+"""The first layer of every network maps 0-255 pixels to the 0-1 range it is trained on."""
 MAX_MODEL_BYTES = 512 * 2**20
 """Uncompressed size a .keras archive may declare: digit models are a few MB, and Keras reads
 members into memory, so a zip bomb is refused from its directory before anything is read."""
@@ -28,21 +33,32 @@ MAX_CONFIG_BYTES = 4 * 2**20
 """config.json is parsed whole; a real one is a few KB."""
 MAX_DETAIL = 300
 
+logger = logging.getLogger(__name__)
+
+
+def model_input(images: np.ndarray) -> np.ndarray:
+    """Preprocessed uint8 images as the float32 tensor a network takes (scaling is inside it)."""
+    return np.asarray(images, dtype=np.float32)
+
+
+def _pixels_in(shape: tuple[int, ...]):
+    """The input and the scaling layer every network starts with."""
+    import keras
+
+    inputs = keras.Input(shape=shape)
+    return inputs, keras.layers.Rescaling(PIXEL_SCALE, name="pixels")(inputs)
+
 
 def build_seed() -> keras.Model:
     """The network of the original tutorial, unchanged: it is the baseline everything beats."""
     import keras
 
-    return keras.Sequential(
-        [
-            keras.Input(shape=INPUT_SHAPE),
-            keras.layers.Flatten(),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(NUM_CLASSES, activation="softmax"),
-        ],
-        name="seed",
-    )
+    inputs, x = _pixels_in(INPUT_SHAPE)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(128, activation="relu")(x)
+    x = keras.layers.Dense(128, activation="relu")(x)
+    outputs = keras.layers.Dense(NUM_CLASSES, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name="seed")
 
 
 def _conv_block(x, filters: int, kernel_size: int = 3):
@@ -62,8 +78,8 @@ def build_cnn(width: int = 24) -> keras.Model:
     """
     import keras
 
-    inputs = keras.Input(shape=INPUT_SHAPE)
-    x = keras.layers.Reshape((*INPUT_SHAPE, 1))(inputs)
+    inputs, x = _pixels_in(INPUT_SHAPE)
+    x = keras.layers.Reshape((*INPUT_SHAPE, 1))(x)
     x = _conv_block(x, width, kernel_size=5)
     x = keras.layers.MaxPooling2D()(x)
     x = _conv_block(x, 2 * width)
@@ -77,39 +93,68 @@ def build_cnn(width: int = 24) -> keras.Model:
     return keras.Model(inputs, outputs, name="cnn")
 
 
-ARCHITECTURES = {"seed": build_seed, "cnn": build_cnn}
+def card_path(model_path: Path) -> Path:
+    """The model card sits beside the model: `handwritten.keras` -> `handwritten.card.json`."""
+    model_path = Path(model_path)
+    return model_path.with_name(f"{model_path.stem}.card.json")
 
 
-def models_dir() -> Path:
-    """Where the shipped models are: inside an installed wheel, or `models/` in a checkout."""
-    override = os.environ.get("HANDWRITTEN_MODELS_DIR")
-    if override:
-        return Path(override)
-    packaged = Path(__file__).parent / "models"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "models"
+def read_card(model_path: Path) -> dict[str, Any] | None:
+    """The card beside a .keras file, or None when there is none or it is not a card."""
+    try:
+        card = json.loads(card_path(model_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return card if isinstance(card, dict) else None
 
 
-def resolve_model(name_or_file: str | os.PathLike | None = None) -> Path:
-    """Map a shipped model's name (`seed`) or a path to the model file to load."""
-    choice = str(name_or_file) if name_or_file is not None else DEFAULT_MODEL
-    if choice in SHIPPED_MODELS:
-        return models_dir() / SHIPPED_MODELS[choice]
-    return Path(choice)
+def check_preprocessing(card: dict[str, Any] | None, path: Path) -> None:
+    """Warn when a model was trained on images normalised otherwise than they are here.
 
-
-def load_model(name_or_file: str | os.PathLike | None = None) -> keras.Model:
-    """Load a model with Keras safe mode, so a file from a stranger cannot run code here.
-
-    A model that loads but does not map a 28x28 image to 10 classes is refused too: it would
-    only fail later with an obscure shape error.
+    It still runs (the shapes fit), but its figures were measured on other 28x28 images.
     """
-    path = resolve_model(name_or_file)
+    from handwritten.preprocess import PREPROCESSING_VERSION
+
+    recorded = ((card or {}).get("preprocessing") or {}).get("version")
+    if recorded is not None and recorded != PREPROCESSING_VERSION:
+        logger.warning(
+            "handwritten: warning: %s was made with preprocessing version %s; this installation "
+            "has version %s, so it may read drawings less well than its card says.",
+            path,
+            recorded,
+            PREPROCESSING_VERSION,
+        )
+
+
+def multiply_adds(model: keras.Model) -> int:
+    """Multiply-adds to read one image, from the convolutions and dense layers: the cost that
+    bounds a network's speed on a CPU (batch norm, pooling and activations are small beside)."""
+    import keras
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            _, height, width, channels = layer.output.shape
+            total += height * width * channels * int(np.prod(layer.kernel.shape[:-1]))
+        elif isinstance(layer, keras.layers.Dense):
+            total += int(np.prod(layer.kernel.shape))
+    return int(total)
+
+
+def load_model(path: Path) -> keras.Model:
+    """Load a .keras file with Keras safe mode, so a file from a stranger cannot run code here.
+
+    A model that loads but does not map a 28x28 image to 10 classes, or that does not scale
+    its own pixels, is refused too: it would only fail later, or silently read every image
+    wrong.
+    """
+    path = Path(path)
     if path.is_dir():
         raise ModelError(f"{path}: is a folder, not a model file; pass a .keras file.")
     if not path.is_file():
-        names = ", ".join(SHIPPED_MODELS)
         raise ModelError(
-            f"{path}: no such model file; pass a .keras file or a shipped model ({names})."
+            f"{path}: no such model file; pass a .keras file or a shipped model's name "
+            "(`handwritten models` lists them)."
         )
     if path.suffix != ".keras" or not zipfile.is_zipfile(path):
         raise ModelError(
@@ -123,6 +168,7 @@ def load_model(name_or_file: str | os.PathLike | None = None) -> keras.Model:
     except Exception as exc:
         raise ModelError(f"{path}: cannot be loaded safely ({_first_line(exc)}).") from None
     _check_shapes(model, path)
+    _check_scales_pixels(model, path)
     return model
 
 
@@ -164,6 +210,18 @@ def _check_shapes(model: keras.Model, path: Path) -> None:
         )
 
 
+def _check_scales_pixels(model: keras.Model, path: Path) -> None:
+    """A network from before pixel scaling moved inside it would read 0-255 input as 255x ink."""
+    import keras
+
+    rescaling = [layer for layer in model.layers if isinstance(layer, keras.layers.Rescaling)]
+    if not any(np.isclose(float(layer.scale), PIXEL_SCALE) for layer in rescaling):
+        raise ModelError(
+            f"{path}: does not scale its own pixels (no Rescaling(1/255) layer): it was made by "
+            "an older handwritten; retrain it with `handwritten train`."
+        )
+
+
 def _first_line(exc: Exception) -> str:
     """Keras's reason, cut short: it can quote a whole hostile config on one line."""
     text = str(exc).strip().splitlines()
@@ -177,18 +235,14 @@ class KerasClassifier:
 
     model: keras.Model
     path: Path | None = None
+    card: dict[str, Any] | None = None
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """Class probabilities for uint8 28x28 images, scaled exactly as in training."""
+        """Class probabilities for uint8 28x28 images (the network scales them itself)."""
         import keras
 
         batches = [
-            keras.ops.convert_to_numpy(self.model(scale_pixels(images[i : i + BATCH_SIZE])))
+            keras.ops.convert_to_numpy(self.model(model_input(images[i : i + BATCH_SIZE])))
             for i in range(0, len(images), BATCH_SIZE)
         ]
         return np.concatenate(batches) if batches else np.zeros((0, NUM_CLASSES), np.float32)
-
-
-def load_classifier(name_or_file: str | os.PathLike | None = None) -> KerasClassifier:
-    """Load a shipped model by name, or a model file, ready to classify images."""
-    return KerasClassifier(load_model(name_or_file), resolve_model(name_or_file))

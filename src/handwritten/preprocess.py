@@ -6,8 +6,9 @@ area over half the outline). People's drawings are none of
 that: dark ink on white, 1-px or very thick strokes, any canvas size, transparency, stray
 marks. A model trained on MNIST only reads them well after the same normalisation, so this
 module rebuilds the MNIST recipe for an arbitrary image. Training, prediction and the server
-all meet at the same two functions: `to_mnist` (drawing -> 28x28 uint8, like an MNIST image)
-and `scale_pixels` (uint8 -> float32 model input).
+all meet at `to_mnist` (drawing -> 28x28 uint8, like an MNIST image); the networks scale the
+pixels themselves. What this module does is versioned (`PREPROCESSING`): a model card records
+the version a model was trained and chosen with, and loading a model made with another says so.
 """
 
 from __future__ import annotations
@@ -40,10 +41,27 @@ STROKE_GAP = 0.04
 
 ImageSource = str | os.PathLike | bytes
 
+PREPROCESSING_VERSION = 1
+"""Raise it whenever a change here alters the 28x28 images any drawing gives."""
 
-def scale_pixels(images: np.ndarray) -> np.ndarray:
-    """Map uint8 MNIST-style pixels (0-255) to the float32 0-1 range every model is trained on."""
-    return np.asarray(images, dtype=np.float32) / 255.0
+
+def preprocessing_spec() -> dict[str, object]:
+    """What a model card records of the normalisation its model expects."""
+    return {
+        "version": PREPROCESSING_VERSION,
+        "output": "28x28 uint8, white ink (255) on black (0), like an MNIST image",
+        "digit_box": DIGIT_BOX,
+        "stroke_target": STROKE_TARGET,
+        "oversample": OVERSAMPLE,
+        "working_side": WORKING_SIDE,
+        "min_contrast": MIN_CONTRAST,
+        "noise_floor": NOISE_FLOOR,
+        "speck_fraction": SPECK_FRACTION,
+        "edge_band": EDGE_BAND,
+        "edge_line_fill": EDGE_LINE_FILL,
+        "stroke_gap": STROKE_GAP,
+        "centre": "centre of mass",
+    }
 
 
 def open_image(source: ImageSource, name: str | None = None) -> Image.Image:
@@ -119,7 +137,7 @@ def to_mnist(image: Image.Image) -> np.ndarray | None:
     Returns a 28x28 uint8 array, white ink on black, like an MNIST test image.
     """
     ink = _clean_ink(image)
-    return None if ink is None else _to_frame(ink)
+    return None if ink is None else ink_to_mnist(ink)
 
 
 def split_digits(image: Image.Image) -> list[np.ndarray]:
@@ -132,7 +150,7 @@ def split_digits(image: Image.Image) -> list[np.ndarray]:
     ink = _clean_ink(image)
     if ink is None:
         return []
-    return [_to_frame(np.where(piece, ink, 0.0)) for piece in _digit_masks(ink)]
+    return [ink_to_mnist(np.where(piece, ink, 0.0)) for piece in _digit_masks(ink)]
 
 
 def _clean_ink(image: Image.Image) -> np.ndarray | None:
@@ -140,7 +158,7 @@ def _clean_ink(image: Image.Image) -> np.ndarray | None:
 
     The ink is cropped before the speck search only for speed (a digit is often a small part
     of the canvas); everything outside the crop is below the noise floor and would be cleared
-    anyway. Callers crop again to what the specks left (`_to_frame`).
+    anyway. Callers crop again to what the specks left (`ink_to_mnist`).
     """
     ink = _ink_map(_working_copy(image))
     if ink is None:
@@ -152,7 +170,11 @@ def _clean_ink(image: Image.Image) -> np.ndarray | None:
     return ink if (ink >= NOISE_FLOOR).any() else None
 
 
-def _to_frame(ink: np.ndarray) -> np.ndarray:
+def ink_to_mnist(ink: np.ndarray) -> np.ndarray:
+    """Normalise one digit's ink map (float 0-1, 1 = full ink, any size) to a 28x28 uint8 frame.
+
+    The one normaliser: a single drawing (`to_mnist`) and each digit found on a page end here.
+    """
     return _centre_in_frame(_fit_digit_box(_crop_to_ink(ink)))
 
 

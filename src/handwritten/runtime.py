@@ -1,10 +1,15 @@
-"""Fast inference: Keras models exported to ONNX and run with ONNX Runtime, without TensorFlow.
+"""Loading a model to classify with, and the fast path: ONNX Runtime, without TensorFlow.
+
+`load_classifier` is the one loader: a shipped model's name or a .keras or .onnx file in, a
+classifier out, for the CLI, the server, the notebook and the tests alike.
 
 Importing TensorFlow takes seconds and hundreds of MB, most of a one-image `predict`; ONNX
 Runtime loads in a fraction of that and runs the same network at least as fast. The .keras
 file stays the source of truth: `export_onnx` writes `<model>.onnx` beside it, stamped with
-the SHA-256 of the .keras file it was made from, and `load_classifier` uses the .onnx only
-while that stamp matches, falling back to Keras when the .onnx is missing or stale.
+the SHA-256 of the .keras file it was made from and carrying the model card in its metadata,
+and `load_classifier` uses the .onnx only while that stamp matches, falling back to Keras when
+the .onnx is missing or stale. Pixel scaling is inside the network, so an .onnx copied
+anywhere needs nothing else to be used right; its card says which preprocessing it expects.
 
 An .onnx file holds a graph of standard operators and weights, no code, so loading one from
 a stranger cannot run anything here (unlike a pickle); its input and output shapes are still
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import sys
@@ -28,8 +34,15 @@ import numpy as np
 
 from handwritten import files
 from handwritten.errors import ModelError
-from handwritten.models import BATCH_SIZE, INPUT_SHAPE, NUM_CLASSES, resolve_model
-from handwritten.preprocess import scale_pixels
+from handwritten.models import (
+    BATCH_SIZE,
+    INPUT_SHAPE,
+    NUM_CLASSES,
+    check_preprocessing,
+    model_input,
+    read_card,
+)
+from handwritten.registry import resolve_model
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -40,6 +53,7 @@ RUNTIMES = ("auto", "onnx", "keras")
 RUNTIME_ENV = "HANDWRITTEN_RUNTIME"
 SOURCE_SHA256 = "handwritten.source_sha256"
 SOURCE_FILE = "handwritten.source_file"
+CARD = "handwritten.card"
 EXPORT_TOLERANCE = 1e-4
 
 logger = logging.getLogger(__name__)
@@ -66,15 +80,16 @@ class OnnxClassifier:
     session: onnxruntime.InferenceSession
     path: Path
     source: Path | None = None
+    card: dict | None = None
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """Class probabilities for uint8 28x28 images, scaled exactly as in training."""
+        """Class probabilities for uint8 28x28 images (the network scales them itself)."""
         batches = [self._run(images[i : i + BATCH_SIZE]) for i in range(0, len(images), BATCH_SIZE)]
         return np.concatenate(batches) if batches else np.zeros((0, NUM_CLASSES), np.float32)
 
     def _run(self, images: np.ndarray) -> np.ndarray:
         feed = self.session.get_inputs()[0]
-        pixels = scale_pixels(images).reshape(-1, *feed.shape[1:])
+        pixels = model_input(images).reshape(-1, *feed.shape[1:])
         return self.session.run(None, {feed.name: pixels})[0]
 
 
@@ -96,7 +111,23 @@ def open_onnx(path: Path, source: Path | None = None) -> OnnxClassifier:
     except Exception as exc:
         raise ModelError(f"{path}: not a loadable ONNX model ({_first_line(exc)}).") from None
     _check_signature(session, path)
-    return OnnxClassifier(session, Path(path), source)
+    return OnnxClassifier(session, Path(path), source, _embedded_card(session, path))
+
+
+def _embedded_card(session: onnxruntime.InferenceSession, path: Path) -> dict:
+    """The model card an export put in the metadata: without it, how the network wants its
+    pixels is unknown, so the file is refused rather than read wrong."""
+    text = session.get_modelmeta().custom_metadata_map.get(CARD)
+    try:
+        card = json.loads(text) if text else None
+    except ValueError:
+        card = None
+    if not isinstance(card, dict):
+        raise ModelError(
+            f"{path}: carries no handwritten model card, so how it expects its pixels is "
+            "unknown; export it with `handwritten export --model FILE.keras`."
+        )
+    return card
 
 
 def _usable_cpus() -> int:
@@ -129,19 +160,27 @@ def _first_line(exc: Exception) -> str:
 def load_classifier(
     name_or_file: str | os.PathLike | None = None, runtime: str | None = None
 ) -> Classifier:
-    """Load a model for prediction, through ONNX Runtime when a fresh .onnx copy exists.
+    """Load a model to classify with: a shipped model's name, or a .keras or .onnx file.
 
     `runtime` is "auto" (the default, or $HANDWRITTEN_RUNTIME): the .onnx beside the .keras
     file if it was exported from this very file, else Keras. "onnx" refuses to fall back,
-    "keras" never uses the .onnx. An .onnx file given directly is loaded as it is. A stale
-    or broken .onnx is worth a warning: it means the export step was forgotten.
+    "keras" never uses the .onnx. An .onnx file given directly is loaded as it is, alone. A
+    stale or broken .onnx is worth a warning: it means the export step was forgotten. A model
+    made with another preprocessing version than this installation's loads with a warning.
     """
     runtime = runtime or os.environ.get(RUNTIME_ENV) or "auto"
     if runtime not in RUNTIMES:
         raise ModelError(f"runtime {runtime}: unknown; choose one of {', '.join(RUNTIMES)}.")
     path = resolve_model(name_or_file)
     if path.suffix == ".onnx":
-        return _load_onnx_file(path, runtime)
+        classifier = _load_onnx_file(path, runtime)
+    else:
+        classifier = _load_keras_or_fresh_onnx(path, runtime)
+    check_preprocessing(classifier.card, path)
+    return classifier
+
+
+def _load_keras_or_fresh_onnx(path: Path, runtime: str) -> Classifier:
     if runtime != "keras":
         try:
             return fresh_onnx(path)
@@ -178,12 +217,12 @@ def fresh_onnx(model_path: Path) -> OnnxClassifier:
     return classifier
 
 
-def load_keras_classifier(name_or_file: str | os.PathLike | None = None) -> Classifier:
+def load_keras_classifier(path: Path) -> Classifier:
     """The Keras path: TensorFlow is imported here, its native start-up chatter hidden."""
     import_keras_quietly()
-    from handwritten.models import load_classifier as load_keras
+    from handwritten.models import KerasClassifier, load_model
 
-    return load_keras(name_or_file)
+    return KerasClassifier(load_model(path), path, read_card(path))
 
 
 def import_keras_quietly() -> None:
@@ -212,7 +251,8 @@ def native_stderr_silenced() -> Iterator[None]:
 
 
 def export_onnx(name_or_file: str | os.PathLike | None = None) -> Path:
-    """Write `<model>.onnx` beside a .keras model, stamped with the .keras file's SHA-256.
+    """Write `<model>.onnx` beside a .keras model, stamped with the .keras file's SHA-256 and
+    carrying its model card.
 
     The export is checked before it is kept: ONNX Runtime must give the same probabilities as
     Keras (within 1e-4) on a fixed batch of MNIST-like inputs, or nothing is written.
@@ -222,12 +262,21 @@ def export_onnx(name_or_file: str | os.PathLike | None = None) -> Path:
 
     path = resolve_model(name_or_file)
     model = load_model(path)
+    card = read_card(path) or _minimal_card(path)
     target = onnx_path(path)
     with files.atomic_path(target) as temporary:
         _convert(model, temporary)
-        _stamp(temporary, path)
+        _stamp(temporary, path, card)
         _check_agreement(KerasClassifier(model, path), open_onnx(temporary, path), target)
     return target
+
+
+def _minimal_card(path: Path) -> dict:
+    """What an export knows of a .keras file whose card is missing: its input and the
+    preprocessing of this installation, so its .onnx can still be used alone."""
+    from handwritten.preprocess import preprocessing_spec
+
+    return {"name": path.stem, "preprocessing": preprocessing_spec(), "note": "no card found"}
 
 
 def _convert(model, output: Path) -> None:
@@ -244,12 +293,13 @@ def _convert(model, output: Path) -> None:
         ) from None
 
 
-def _stamp(onnx_file: Path, source: Path) -> None:
+def _stamp(onnx_file: Path, source: Path, card: dict) -> None:
     import onnx
 
     graph = onnx.load(str(onnx_file))
     graph.metadata_props.add(key=SOURCE_SHA256, value=sha256_of(source))
     graph.metadata_props.add(key=SOURCE_FILE, value=source.name)
+    graph.metadata_props.add(key=CARD, value=json.dumps(card))
     onnx.save(graph, str(onnx_file))
 
 

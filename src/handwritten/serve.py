@@ -38,8 +38,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from handwritten import __version__
 from handwritten.errors import HandwrittenError
-from handwritten.models import DEFAULT_MODEL, resolve_model
 from handwritten.predict import Classifier, Prediction, predict_image, read_number
+from handwritten.registry import DEFAULT_MODEL, resolve_model
 from handwritten.runtime import load_classifier
 
 MAX_BODY_BYTES = 2 * 1024 * 1024

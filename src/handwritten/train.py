@@ -9,11 +9,11 @@ import platform
 import shlex
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,61 +22,31 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from handwritten import augment, data, evaluate, files, models
+from handwritten import __version__, augment, data, evaluate, files, models, registry
 from handwritten.errors import HandwrittenError
-from handwritten.preprocess import scale_pixels
+from handwritten.models import card_path
+from handwritten.preprocess import preprocessing_spec
+from handwritten.registry import Recipe
 
 DEFAULT_SEED = 42
 NUM_CLASSES = models.NUM_CLASSES
 
 
-def _adam(total_steps: int) -> keras.optimizers.Optimizer:
-    return keras.optimizers.Adam()
-
-
-def _adamw_warmup_cosine(total_steps: int) -> keras.optimizers.Optimizer:
-    """AdamW with one epoch-ish of linear warm-up, then cosine decay to zero: a one-cycle shape."""
-    warmup = max(1, total_steps // 15)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=1e-4,
-        decay_steps=max(1, total_steps - warmup),
-        warmup_target=3e-3,
-        warmup_steps=warmup,
-    )
-    return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=1e-4)
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How one architecture is trained: the numbers a model card has to record."""
-
-    epochs: int
-    batch_size: int
-    optimizer: str
-    make_optimizer: Callable[[int], keras.optimizers.Optimizer] = field(repr=False)
-    label_smoothing: float = 0.0
-    augmentations: tuple[str, ...] = ()
-
-
-RECIPES = {
-    "seed": Recipe(epochs=3, batch_size=32, optimizer="adam", make_optimizer=_adam),
-    "cnn": Recipe(
-        epochs=15,
-        batch_size=128,
-        optimizer="adamw, warm-up + cosine decay, peak lr 3e-3, weight decay 1e-4",
-        make_optimizer=_adamw_warmup_cosine,
-        label_smoothing=0.1,
-        # Elastic distortion is left out: it did not help in paired runs (a 15-epoch run of a
-        # smaller CNN: 99.46% against 99.50% on MNIST, 127 against 128 of 131 drawings; in
-        # benchmarks/ablation.json within the noise) and it costs 7 ms a batch.
-        augmentations=tuple(name for name in augment.AUGMENTATIONS if name != "elastic"),
-    ),
-}
-
-
-def card_path(model_path: Path) -> Path:
-    """The model card sits beside the model: `handwritten.keras` -> `handwritten.card.json`."""
-    return model_path.with_name(f"{model_path.stem}.card.json")
+def make_optimizer(recipe: Recipe, total_steps: int) -> keras.optimizers.Optimizer:
+    """The optimizer a recipe describes (see `registry.Recipe`)."""
+    if recipe.schedule == "constant":
+        rate: float | keras.optimizers.schedules.LearningRateSchedule = recipe.learning_rate
+    else:
+        warmup = max(1, round(total_steps * recipe.warmup_fraction))
+        rate = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=recipe.learning_rate / 30,
+            decay_steps=max(1, total_steps - warmup),
+            warmup_target=recipe.learning_rate,
+            warmup_steps=warmup,
+        )
+    if recipe.weight_decay:
+        return keras.optimizers.AdamW(learning_rate=rate, weight_decay=recipe.weight_decay)
+    return keras.optimizers.Adam(learning_rate=rate)
 
 
 def backup_dir(model_path: Path) -> Path:
@@ -100,15 +70,17 @@ def train(
     """Train `architecture` on MNIST, save it to `output`, and return its model card.
 
     Everything random is seeded and TensorFlow runs deterministic kernels, so the same command
-    gives the same weights. `limit` trains on the first N images, for a quick try. `extra` is
-    (images, labels) of the user's own digits, mixed into every epoch. The MNIST test set is
-    only watched (history, card), never used to choose anything.
+    gives the same weights. `limit` trains on the first N training images, for a quick try.
+    `extra` is (images, labels) of the user's own digits, mixed into every epoch. Training
+    watches the validation images held out of MNIST's training set; the test set is scored
+    once, after training, and never used to choose anything.
     """
-    recipe = _check_arguments(architecture, output, force)
+    spec = _check_arguments(architecture, output, force)
+    recipe = spec.recipe
     epochs = recipe.epochs if epochs is None else epochs
-    chosen = _chosen_augmentations(recipe, augmentations)
-    mnist = data.load_mnist(data_dir)
-    images, labels = mnist.x_train[:limit], mnist.y_train[:limit]
+    chosen = list(recipe.augmentations) if augmentations is None else augmentations
+    split = data.split_mnist(data.load_mnist(data_dir))
+    images, labels = split.x_train[:limit], split.y_train[:limit]
     if extra is not None:
         images, labels = _mix_in(images, labels, *extra)
 
@@ -116,10 +88,10 @@ def train(
     _claim_backup(backup_dir(output), run)
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-    model = models.ARCHITECTURES[architecture]()
+    model = spec.build()
     batch_size = min(recipe.batch_size, len(images))
     model.compile(
-        optimizer=recipe.make_optimizer(len(images) // batch_size * epochs),
+        optimizer=make_optimizer(recipe, len(images) // batch_size * epochs),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
         metrics=["accuracy"],
     )
@@ -130,7 +102,7 @@ def train(
             history = model.fit(
                 _training_data(images, labels, batch_size, chosen, seed),
                 epochs=epochs,
-                validation_data=(scale_pixels(mnist.x_test), _one_hot(mnist.y_test)),
+                validation_data=(models.model_input(split.x_val), _one_hot(split.y_val)),
                 callbacks=[_Backup(backup_dir(output)), stop],
                 shuffle=False,
                 verbose=verbose,
@@ -139,12 +111,24 @@ def train(
         print(f"handwritten: {_RESUME.format(backup=backup_dir(output))}", file=sys.stderr)
         raise
     seconds = time.perf_counter() - started
-    result = evaluate.evaluate_model(models.KerasClassifier(model), mnist.x_test, mnist.y_test)
+    classifier = models.KerasClassifier(model)
+    scores = {
+        "validation": evaluate.evaluate_model(classifier, split.x_val, split.y_val),
+        "test": evaluate.evaluate_model(classifier, split.x_test, split.y_test),
+    }
 
     _save_model(model, output)
     shutil.rmtree(backup_dir(output), ignore_errors=True)
     card = _model_card(
-        architecture, recipe, epochs, seed, chosen, len(images), model, result, seconds
+        spec,
+        epochs=epochs,
+        seed=seed,
+        augmentations=chosen,
+        images=(len(images), 0 if extra is None else len(extra[0])),
+        split=split,
+        model=model,
+        scores=scores,
+        seconds=seconds,
     )
     files.write_json(card_path(output), card)
     _save_history(history.history, output)
@@ -286,19 +270,14 @@ def _first_line(exc: Exception) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def _check_arguments(architecture: str, output: Path, force: bool) -> Recipe:
-    if architecture not in RECIPES:
-        raise HandwrittenError(f"--model {architecture}: unknown; choose one of {sorted(RECIPES)}.")
+def _check_arguments(architecture: str, output: Path, force: bool) -> registry.ModelSpec:
+    spec = registry.get(architecture)
     output = Path(output)
     if output.suffix != ".keras":
         raise HandwrittenError(f"--output {output}: must end in .keras (the Keras 3 format).")
     if output.exists() and not force:
         raise HandwrittenError(f"--output {output}: exists; pass --force to overwrite it.")
-    return RECIPES[architecture]
-
-
-def _chosen_augmentations(recipe: Recipe, requested: list[str] | None) -> list[str]:
-    return list(recipe.augmentations) if requested is None else requested
+    return spec
 
 
 def _mix_in(
@@ -319,20 +298,21 @@ def _one_hot(labels: np.ndarray) -> np.ndarray:
 def _training_data(
     images: np.ndarray, labels: np.ndarray, batch_size: int, augmentations: list[str], seed: int
 ) -> tf.data.Dataset:
-    """Shuffled, batched, scaled the one way every model sees pixels, augmented on the fly.
+    """Shuffled, batched, in the 0-255 range the networks take, augmented on the fly.
 
-    Batches have a static size (the remainder is dropped, a different one each epoch), so
-    every augmentation is traced for the shape it runs on.
+    The augmentations work on ink from 0 to 1, so each batch is scaled down for them and back
+    up for the network. Batches have a static size (the remainder is dropped, a different one
+    each epoch), so every augmentation is traced for the shape it runs on.
     """
     dataset = (
-        tf.data.Dataset.from_tensor_slices((scale_pixels(images), _one_hot(labels)))
+        tf.data.Dataset.from_tensor_slices((models.model_input(images), _one_hot(labels)))
         .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
         .batch(batch_size, drop_remainder=True)
     )
     if augmentations:
         augmenter = augment.build_augmenter(augmentations, seed)
         dataset = dataset.map(
-            lambda x, y: (augmenter(x[..., None], y, training=True)[..., 0], y),
+            lambda x, y: (255.0 * augmenter(x[..., None] / 255.0, y, training=True)[..., 0], y),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
@@ -346,36 +326,47 @@ def _save_history(history: dict[str, list[float]], output: Path) -> None:
 
 
 def _model_card(
-    architecture: str,
-    recipe: Recipe,
+    spec: registry.ModelSpec,
+    *,
     epochs: int,
     seed: int,
     augmentations: list[str],
-    train_size: int,
+    images: tuple[int, int],
+    split: data.Split,
     model: keras.Model,
-    result: evaluate.Evaluation,
+    scores: dict[str, evaluate.Evaluation],
     seconds: float,
 ) -> dict[str, Any]:
+    """Everything needed to use the model right and to make it again (see the README)."""
+    recipe = {**spec.recipe.to_json(), "epochs": epochs, "augmentations": augmentations}
     return {
-        "architecture": architecture,
+        "name": spec.name,
+        "summary": spec.summary,
         "command": shlex.join(["handwritten", *sys.argv[1:]]),
         "seed": seed,
-        "epochs": epochs,
-        "batch_size": recipe.batch_size,
-        "optimizer": recipe.optimizer,
-        "loss": "categorical cross-entropy",
-        "label_smoothing": recipe.label_smoothing,
-        "augmentations": augmentations,
+        "recipe": {**recipe, "augmentation_strengths": augment.strengths(augmentations)},
+        "input": {
+            "shape": list(models.INPUT_SHAPE),
+            "dtype": "float32",
+            "range": "0-255: the 28x28 image preprocessing makes; the network scales it",
+        },
+        "outputs": spec.outputs,
+        "preprocessing": preprocessing_spec(),
         "parameters": model.count_params(),
+        "multiply_adds": models.multiply_adds(model),
         "data": {
             "name": "MNIST",
-            "train_images": train_size,
-            "test_images": result.n,
             "sha256": data.data_checksums(),
+            "train_images": images[0],
+            "extra_images": images[1],
+            "validation": split.describe(),
+            "test_images": len(split.y_test),
         },
-        "metrics": {"test_accuracy": result.accuracy, "test_loss": result.loss},
+        "validation": _headline(scores["validation"]),
+        "test": _headline(scores["test"]),
         "training_seconds": round(seconds, 1),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "package": {"version": __version__, "commit": source_commit()},
         "versions": {
             "python": platform.python_version(),
             "keras": keras.__version__,
@@ -383,3 +374,31 @@ def _model_card(
             "numpy": np.__version__,
         },
     }
+
+
+def _headline(result: evaluate.Evaluation) -> dict[str, float | int]:
+    return {"accuracy": result.accuracy, "loss": result.loss, "images": result.n}
+
+
+def source_commit() -> str | None:
+    """The git commit this package runs from, `+dirty` with uncommitted changes; None if
+    it is not a checkout (an installed wheel)."""
+    checkout = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(checkout), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(checkout), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}+dirty" if dirty else head

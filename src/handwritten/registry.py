@@ -1,0 +1,117 @@
+"""What each model is, in one place: its network, how it is trained, where its shipped file is.
+
+The CLI, the Makefile, the server, the notebook and the tests all read this table; adding an
+architecture is one `ModelSpec` here plus its builder in `models.py`. A recipe is plain data,
+so a model card can record it whole and importing the registry never loads TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from handwritten import models
+from handwritten.errors import ModelError
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a network is trained: every number a model card has to record to reproduce it.
+
+    `schedule` is "constant" (Adam at its default rate) or "warmup-cosine" (linear warm-up over
+    `warmup_fraction` of the steps from `learning_rate / 30` to `learning_rate`, then cosine
+    decay to zero); `weight_decay` > 0 makes the optimizer AdamW.
+    """
+
+    epochs: int
+    batch_size: int
+    learning_rate: float = 1e-3
+    schedule: str = "constant"
+    warmup_fraction: float = 0.0
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    augmentations: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "augmentations": list(self.augmentations)}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One named model: the network, its recipe, its shipped file and what it answers."""
+
+    name: str
+    summary: str
+    build: Callable[[], Any] = field(repr=False)
+    recipe: Recipe
+    shipped_file: str
+    outputs: str = "probabilities of the 10 digits"
+
+
+CNN_AUGMENTATIONS = ("styles", "rotate", "zoom", "shear", "translate", "stroke", "blur", "contrast")
+"""All but elastic distortion, which did not earn its 7 ms a batch (see the cnn model card)."""
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            name="cnn",
+            summary="5 conv + batch-norm blocks, global average pooling; reads people's drawings",
+            build=models.build_cnn,
+            recipe=Recipe(
+                epochs=15,
+                batch_size=128,
+                learning_rate=3e-3,
+                schedule="warmup-cosine",
+                warmup_fraction=1 / 15,
+                weight_decay=1e-4,
+                label_smoothing=0.1,
+                augmentations=CNN_AUGMENTATIONS,
+            ),
+            shipped_file="handwritten-cnn.keras",
+        ),
+        ModelSpec(
+            name="seed",
+            summary="the tutorial's dense network (Flatten, Dense 128, Dense 128, Dense 10)",
+            build=models.build_seed,
+            recipe=Recipe(epochs=3, batch_size=32),
+            shipped_file="handwritten.keras",
+        ),
+    )
+}
+DEFAULT_MODEL = "cnn"
+
+
+def get(name: str) -> ModelSpec:
+    """The spec of a named model; an unknown name is an error that lists the known ones."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ModelError(f"--model {name}: unknown; choose one of {', '.join(MODELS)}.") from None
+
+
+def names() -> list[str]:
+    return list(MODELS)
+
+
+def models_dir() -> Path:
+    """Where the shipped models are: inside an installed wheel, or `models/` in a checkout."""
+    override = os.environ.get("HANDWRITTEN_MODELS_DIR")
+    if override:
+        return Path(override)
+    packaged = Path(__file__).parent / "models"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "models"
+
+
+def shipped_path(name: str) -> Path:
+    """The shipped .keras file of a named model."""
+    return models_dir() / get(name).shipped_file
+
+
+def resolve_model(name_or_file: str | os.PathLike | None = None) -> Path:
+    """Map a model's name (`seed`) or a path to the model file to load; None is the default."""
+    choice = str(name_or_file) if name_or_file is not None else DEFAULT_MODEL
+    return shipped_path(choice) if choice in MODELS else Path(choice)
