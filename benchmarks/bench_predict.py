@@ -15,7 +15,7 @@ from common import BENCHMARKS, HANDWRITTEN, PYTHON, ROOT, checked, run, summary
 from PIL import Image
 
 from handwritten.data import load_mnist
-from handwritten.models import SHIPPED_MODELS
+from handwritten.registry import names, shipped_path
 
 ONE_IMAGE = ROOT / "digits" / "digit3-pencil.png"
 RUNTIMES = ("onnx", "keras")
@@ -25,7 +25,7 @@ FOLDER_SIZE = 1000
 def cold_start(repeats: int) -> dict[str, dict]:
     """`handwritten predict one.png`, whole process: wall time and peak memory per runtime."""
     results = {}
-    for name in SHIPPED_MODELS:
+    for name in names():
         runs: dict[str, list] = {runtime: [] for runtime in RUNTIMES}
         for _ in range(repeats):
             for runtime in RUNTIMES:
@@ -56,10 +56,10 @@ def bulk_throughput(repeats: int, data_dir: Path) -> dict[str, dict]:
     A network that is not shipped yet (the CNN, before it is trained) is measured with its
     initial weights: speed does not depend on them, accuracy does (so it is not reported).
     """
-    models = {name: name for name in SHIPPED_MODELS}
+    models = {name: name for name in names() if shipped_path(name).is_file()}
     with tempfile.TemporaryDirectory() as scratch:
-        for architecture in ("cnn",):
-            if architecture not in SHIPPED_MODELS:
+        for architecture in names():
+            if architecture not in models:
                 models[f"{architecture} (untrained)"] = _untrained(architecture, Path(scratch))
         return {label: _throughput(model, repeats, data_dir) for label, model in models.items()}
 

@@ -50,7 +50,7 @@ def _train_project(architecture: str, seed: int, data_dir: Path, scratch: Path) 
     return {
         "wall_seconds": done.seconds,
         "fit_seconds": card["training_seconds"],
-        "test_accuracy": card["metrics"]["test_accuracy"],
+        "test_accuracy": card["test"]["accuracy"],
     }
 
 
@@ -72,11 +72,12 @@ def _collect(runs: list[dict]) -> dict[str, dict]:
 
 
 def race_to_99(repeats: int, data_dir: Path) -> dict[str, dict]:
-    """Seconds from launch until the end of the first epoch at 99.0% test accuracy.
+    """Seconds from launch until the end of the first epoch at 99.0% held-out accuracy.
 
-    The project's training already scores the test set after every epoch (Keras prints it
-    as val_accuracy), and that time counts. The reference's recipe does not, so the time its
-    extra per-epoch scoring takes is left out. A run stops once it has reached 99%.
+    The project's training scores its 5,000 validation images after every epoch (Keras
+    prints it as val_accuracy), and that time counts. The reference's recipe does not score
+    after each epoch, so the time its extra scoring of the test set takes is left out. A run
+    stops once it has reached 99%.
     """
     project, reference = [], []
     with tempfile.TemporaryDirectory() as scratch:

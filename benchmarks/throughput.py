@@ -40,11 +40,11 @@ def make_untrained(architecture: str, output: str) -> None:
     """A network with its initial weights, saved and exported: speed does not need training."""
     import keras
 
-    from handwritten.models import ARCHITECTURES
+    from handwritten.registry import get
     from handwritten.runtime import export_onnx
 
     keras.utils.set_random_seed(0)
-    ARCHITECTURES[architecture]().save(output)
+    get(architecture).build().save(output)
     export_onnx(output)
 
 

@@ -22,9 +22,9 @@ def mnist():
 
 @pytest.fixture(scope="session")
 def seed_model():
-    from handwritten.models import load_classifier
+    from handwritten import api
 
-    return load_classifier("seed")
+    return api.load("seed")
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +36,6 @@ def user_digits() -> list[tuple[Path, int]]:
 
 @pytest.fixture(scope="session")
 def cnn_model():
-    from handwritten.models import load_classifier
+    from handwritten import api
 
-    return load_classifier("cnn")
+    return api.load("cnn")

@@ -16,12 +16,12 @@ from handwritten.augment import (
     parse_augmentations,
 )
 from handwritten.errors import HandwrittenError
-from handwritten.preprocess import scale_pixels, to_mnist
+from handwritten.preprocess import to_mnist
 
 
 @pytest.fixture(scope="module")
 def batch() -> np.ndarray:
-    seven = scale_pixels(to_mnist(draw()))
+    seven = to_mnist(draw()).astype(np.float32) / 255.0
     return np.repeat(seven[None, :, :, None], 16, axis=0)
 
 

@@ -21,7 +21,7 @@ from drawings import SEVEN, draw
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from handwritten.models import resolve_model
+from handwritten.registry import resolve_model
 
 HANDWRITTEN = Path(sys.executable).with_name("handwritten")
 CHROMIUM = Path("/usr/bin/chromium")

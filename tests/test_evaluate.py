@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from handwritten.evaluate import evaluate_model, format_report, mistakes, score
-from handwritten.preprocess import scale_pixels
+from handwritten.models import model_input
+from handwritten.runtime import load_classifier
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +23,10 @@ def test_shipped_seed_model_reaches_97_percent(result) -> None:
 
 
 @pytest.mark.integration
-def test_agrees_with_keras_evaluate(result, seed_model, mnist) -> None:
-    seed_model.model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    loss, accuracy = seed_model.model.evaluate(scale_pixels(mnist.x_test), mnist.y_test, verbose=0)
+def test_agrees_with_keras_evaluate(result, mnist) -> None:
+    keras_model = load_classifier("seed", "keras").model
+    keras_model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    loss, accuracy = keras_model.evaluate(model_input(mnist.x_test), mnist.y_test, verbose=0)
     assert result.accuracy == pytest.approx(accuracy, abs=1e-6)
     assert result.loss == pytest.approx(loss, rel=1e-4)
 

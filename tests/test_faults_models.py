@@ -28,7 +28,8 @@ from drawings import draw
 
 from handwritten.cli import main
 from handwritten.errors import ModelError
-from handwritten.models import MAX_CONFIG_BYTES, load_model, resolve_model
+from handwritten.models import MAX_CONFIG_BYTES, load_model
+from handwritten.registry import resolve_model
 
 SOURCE = ROOT / "src" / "handwritten"
 

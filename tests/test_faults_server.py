@@ -60,7 +60,7 @@ BLANK = encode(Image.new("L", (64, 64), 255))
 
 # Schemathesis: the app's own OpenAPI schema, in-process (ASGI).
 
-APP = create_app("seed")
+APP = create_app(model="seed")
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 

@@ -192,8 +192,8 @@ def test_the_last_run_resumes_from_the_intact_backup_and_saves(chain: dict) -> N
 def test_a_resumed_model_is_as_good_as_an_uninterrupted_one(
     chain: dict, uninterrupted: dict
 ) -> None:
-    resumed = json.loads(card_path(chain["output"]).read_text())["metrics"]["test_accuracy"]
-    straight = uninterrupted["metrics"]["test_accuracy"]
+    resumed = json.loads(card_path(chain["output"]).read_text())["test"]["accuracy"]
+    straight = uninterrupted["test"]["accuracy"]
     print(f"test accuracy: resumed {resumed:.4f}, uninterrupted {straight:.4f}")
     assert abs(resumed - straight) <= ACCURACY_TOLERANCE
 
@@ -251,7 +251,7 @@ def test_a_failed_save_keeps_the_training_for_the_next_run(
     output = with_backup(tmp_path, kept_backup)
     card = train("seed", output, data_dir=MNIST_DIR, verbose=2, **QUICK)
     assert "Epoch " not in capfd.readouterr().out
-    assert card["metrics"]["test_accuracy"] > 0.85
+    assert card["validation"]["accuracy"] > 0.85
     assert load_model(output) is not None
     assert not backup_dir(output).exists()
 

@@ -10,15 +10,17 @@ import numpy as np
 import pytest
 
 from handwritten.errors import ModelError
-from handwritten.models import build_seed, load_model, resolve_model
+from handwritten.models import build_seed, load_model
+from handwritten.registry import resolve_model
 
 
 def test_seed_is_the_tutorial_network() -> None:
     model = build_seed()
     kinds = [type(layer).__name__ for layer in model.layers]
-    assert kinds == ["Flatten", "Dense", "Dense", "Dense"]
-    assert [layer.units for layer in model.layers[1:]] == [128, 128, 10]
-    assert [layer.activation.__name__ for layer in model.layers[1:]] == ["relu", "relu", "softmax"]
+    assert kinds == ["InputLayer", "Rescaling", "Flatten", "Dense", "Dense", "Dense"]
+    dense = model.layers[3:]
+    assert [layer.units for layer in dense] == [128, 128, 10]
+    assert [layer.activation.__name__ for layer in dense] == ["relu", "relu", "softmax"]
     assert model.count_params() == 784 * 128 + 128 + 128 * 128 + 128 + 128 * 10 + 10
 
 
@@ -110,6 +112,6 @@ def test_cnn_is_compact_and_plain() -> None:
     kinds = {type(layer).__name__ for layer in model.layers}
     assert "BatchNormalization" in kinds
     assert kinds <= {
-        "InputLayer", "Reshape", "Conv2D", "BatchNormalization", "ReLU", "MaxPooling2D",
-        "GlobalAveragePooling2D", "Dropout", "Dense",
+        "InputLayer", "Rescaling", "Reshape", "Conv2D", "BatchNormalization", "ReLU",
+        "MaxPooling2D", "GlobalAveragePooling2D", "Dropout", "Dense",
     }  # fmt: skip

@@ -19,7 +19,6 @@ from handwritten.errors import ImageError
 from handwritten.preprocess import (
     open_image,
     preprocess_image,
-    scale_pixels,
     split_digits,
     to_mnist,
 )
@@ -191,12 +190,6 @@ def test_missing_file_and_folder(tmp_path) -> None:
         open_image(tmp_path / "missing.png")
     with pytest.raises(ImageError, match="folder"):
         open_image(tmp_path)
-
-
-def test_scale_pixels() -> None:
-    scaled = scale_pixels(np.array([[0, 51, 255]], dtype=np.uint8))
-    assert scaled.dtype == np.float32
-    assert np.allclose(scaled, [[0.0, 0.2, 1.0]])
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

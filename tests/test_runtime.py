@@ -14,7 +14,8 @@ from drawings import draw
 
 from handwritten.cli import main
 from handwritten.errors import ModelError
-from handwritten.models import SHIPPED_MODELS, KerasClassifier, build_seed, resolve_model
+from handwritten.models import KerasClassifier, build_seed
+from handwritten.registry import MODELS, resolve_model
 from handwritten.runtime import (
     SOURCE_SHA256,
     OnnxClassifier,
@@ -38,7 +39,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("name", sorted(SHIPPED_MODELS))
+@pytest.mark.parametrize("name", sorted(MODELS))
 def test_shipped_onnx_agrees_with_keras_on_the_whole_test_set(name: str, mnist) -> None:
     onnx_model = fresh_onnx(resolve_model(name))
     keras_model = load_classifier(name, "keras")

@@ -7,6 +7,7 @@ import io
 import logging
 import socket
 from collections.abc import Iterator
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -15,8 +16,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from handwritten.cli import main
-from handwritten.models import resolve_model
 from handwritten.preprocess import preprocess_image
+from handwritten.registry import resolve_model
+from handwritten.runtime import RUNTIME_ENV, onnx_path
 from handwritten.serve import MAX_BODY_BYTES, MODEL_ENV, app_from_env, create_app
 
 
@@ -32,7 +34,7 @@ BLANK = encode(Image.new("L", (280, 280), 255))
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
-    with TestClient(create_app("seed")) as client:
+    with TestClient(create_app(model="seed")) as client:
         yield client
 
 
@@ -42,8 +44,32 @@ def test_health_names_the_model_in_use(client: TestClient) -> None:
     assert response.json() == {
         "status": "ok",
         "model": "seed",
-        "path": str(resolve_model("seed").resolve()),
+        "path": str(onnx_path(resolve_model("seed")).resolve()),
+        "runtime": "onnx",
     }
+
+
+def test_the_app_serves_the_classifier_it_is_given() -> None:
+    class AlwaysThree:
+        path = None
+        card: ClassVar = {"name": "always-three"}
+
+        def probabilities(self, images: np.ndarray) -> np.ndarray:
+            return np.tile(np.eye(10, dtype=np.float32)[3], (len(images), 1))
+
+    with TestClient(create_app(AlwaysThree())) as client:
+        assert client.get("/api/health").json()["model"] == "always-three"
+        response = client.post("/api/predict", content=SEVEN, headers={"Content-Type": "image/png"})
+        assert response.json()["digit"] == 3
+
+
+def test_workers_take_the_runtime_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MODEL_ENV, "seed")
+    monkeypatch.setenv(RUNTIME_ENV, "keras")
+    with TestClient(app_from_env()) as client:
+        health = client.get("/api/health").json()
+        assert health["runtime"] == "keras"
+        assert health["path"] == str(resolve_model("seed").resolve())
 
 
 def test_a_drawn_seven_is_read_and_the_model_input_returned(client: TestClient) -> None:

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from conftest import MNIST_DIR
 
-from handwritten import data
+from handwritten import __version__, data
 from handwritten.errors import HandwrittenError
 from handwritten.models import load_model
+from handwritten.preprocess import preprocessing_spec
 from handwritten.train import card_path, train
 
 pytestmark = pytest.mark.integration
@@ -20,15 +21,22 @@ pytestmark = pytest.mark.integration
 def test_one_epoch_of_the_seed_recipe_beats_95_percent(tmp_path: Path) -> None:
     output = tmp_path / "one-epoch.keras"
     card = train("seed", output, data_dir=MNIST_DIR, epochs=1, verbose=0)
-    accuracy = card["metrics"]["test_accuracy"]
-    print(f"seed, 1 epoch: MNIST test accuracy {accuracy:.4f}")
+    accuracy = card["validation"]["accuracy"]
+    print(f"seed, 1 epoch: MNIST validation accuracy {accuracy:.4f}")
     assert accuracy > 0.95
+    assert 0.95 < card["test"]["accuracy"] < 1.0
+    assert card["validation"]["images"] == data.VALIDATION_SIZE
+    assert card["test"]["images"] == 10000
+    assert card["data"]["train_images"] == 60000 - data.VALIDATION_SIZE
     assert load_model(output).count_params() == card["parameters"]
     written = json.loads(card_path(output).read_text())
     assert written == card
-    assert written["architecture"] == "seed"
-    assert written["epochs"] == 1
+    assert written["name"] == "seed"
+    assert written["recipe"]["epochs"] == 1
+    assert written["recipe"]["batch_size"] == 32
     assert written["seed"] == 42
+    assert written["preprocessing"] == preprocessing_spec()
+    assert written["package"]["version"] == __version__
     assert written["data"]["sha256"] == data.PAYLOAD_SHA256
     assert written["training_seconds"] > 0
     assert "handwritten" in written["command"]

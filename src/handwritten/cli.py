@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from handwritten import __version__
+from handwritten import __version__, registry
 from handwritten.errors import HandwrittenError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_gallery(commands)
     _add_serve(commands)
     _add_export(commands)
+    _add_models(commands)
     return parser
 
 
@@ -63,14 +64,19 @@ def _add_data_dir(parser: argparse.ArgumentParser) -> None:
 
 def _add_model(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--model", help="a shipped model (cnn, seed) or a .keras file (default: cnn)"
+        "--model",
+        help=f"a model's name ({', '.join(registry.names())}) or a .keras or .onnx file "
+        f"(default: {registry.DEFAULT_MODEL})",
     )
 
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("train", help="train a model on MNIST and save it")
     parser.add_argument(
-        "--model", default="seed", help="architecture to train: seed or cnn (default: seed)"
+        "--model",
+        default="seed",
+        choices=registry.names(),
+        help="the model to train, with its recipe (default: seed)",
     )
     parser.add_argument(
         "--output", type=Path, default=Path("handwritten.keras"), help="where to save the model"
@@ -96,9 +102,24 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_evaluate(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("evaluate", help="score a model on the MNIST test set")
+    parser = commands.add_parser(
+        "evaluate", help="score a model on the MNIST test set, or on labelled drawings"
+    )
     _add_model(parser)
     _add_data_dir(parser)
+    parser.add_argument(
+        "--drawings",
+        type=Path,
+        action="append",
+        metavar="DIR",
+        help="score on labelled drawings instead (DIR/labels.csv with file,label, or "
+        "DIR/0 ... DIR/9); repeat for several",
+    )
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help="with --drawings: record the scores in the model's card (and so in `models`)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
         "--report",
@@ -152,6 +173,7 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--workers", type=_positive_int, default=1, help="processes serving requests (default: 1)"
     )
+    _add_runtime(parser)
     parser.set_defaults(run=_serve)
 
 
@@ -174,10 +196,15 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--model",
         action="append",
-        help="a shipped model's name or a .keras file; repeat for several "
-        "(default: every shipped model)",
+        help="a model's name or a .keras file; repeat for several (default: every shipped model)",
     )
     parser.set_defaults(run=_export)
+
+
+def _add_models(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("models", help="list the models with their cards' figures")
+    parser.add_argument("--json", action="store_true", help="one JSON object per model")
+    parser.set_defaults(run=_models)
 
 
 def _port(text: str) -> int:
@@ -201,12 +228,9 @@ def _positive_int(text: str) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from handwritten.runtime import import_keras_quietly
-
-    import_keras_quietly()
+    from handwritten import api
     from handwritten.augment import parse_augmentations
     from handwritten.data import load_digit_folders
-    from handwritten.train import train
 
     augmentations = parse_augmentations(args.augment) if args.augment else None
     extra = None
@@ -214,7 +238,7 @@ def _train(args: argparse.Namespace) -> int:
         extra, problems = load_digit_folders(args.extra_data)
         for problem in problems:
             print(f"handwritten: skipped {problem}", file=sys.stderr)
-    card = train(
+    card = api.train(
         args.model,
         args.output,
         data_dir=args.data_dir,
@@ -234,38 +258,52 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from handwritten.data import load_mnist
-    from handwritten.evaluate import format_report, score
-    from handwritten.runtime import load_classifier
+    from handwritten import api
+    from handwritten.evaluate import format_report
 
-    classifier = load_classifier(args.model, args.runtime)
-    mnist = load_mnist(args.data_dir)
-    probabilities = classifier.probabilities(mnist.x_test)
-    result = score(probabilities, mnist.y_test)
-    print(json.dumps(result.to_json()) if args.json else format_report(result))
+    classifier = api.load(args.model, args.runtime)
+    if args.drawings:
+        return _evaluate_drawings(args, classifier)
+    scored = api.evaluate(classifier, args.data_dir)
+    print(json.dumps(scored.result.to_json()) if args.json else format_report(scored.result))
     if args.report:
         from handwritten.report import write_report
 
         written = write_report(
             args.report,
-            result,
-            mnist.x_test,
-            mnist.y_test,
-            probabilities,
+            scored.result,
+            scored.images,
+            scored.labels,
+            scored.probabilities,
             model=str(classifier.path),
         )
         print(f"report: {written[-1]}", file=sys.stderr)
     return 0
 
 
-def _predict(args: argparse.Namespace) -> int:
-    from handwritten.predict import predict_files, read_numbers
-    from handwritten.runtime import load_classifier
+def _evaluate_drawings(args: argparse.Namespace, classifier) -> int:
+    from handwritten import api
 
-    classifier = load_classifier(args.model, args.runtime)
+    results = [api.evaluate_drawings(folder, classifier) for folder in args.drawings]
+    for result in results:
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print(f"{result['folder']}: {result['correct']} of {result['images']} read right")
+            for miss in result["wrong"]:
+                print(f"  {miss['path']}: {miss['label']} read as {miss['read']}")
+    if args.record:
+        print(f"recorded in {api.record_development(args.model, results)}", file=sys.stderr)
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from handwritten import api
+
+    classifier = api.load(args.model, args.runtime)
     if args.number:
-        return _print_results(read_numbers(args.paths, classifier), args)
-    predictions = predict_files(args.paths, classifier)
+        return _print_results(api.read_numbers(args.paths, classifier), args)
+    predictions = api.predict(args.paths, classifier)
     status = _print_results(predictions, args)
     if args.preview or args.show:
         from handwritten import plots
@@ -286,32 +324,71 @@ def _print_results(results: list, args: argparse.Namespace) -> int:
 
 
 def _gallery(args: argparse.Namespace) -> int:
-    from handwritten import plots
-    from handwritten.data import load_mnist
+    from handwritten import api
 
-    mnist = load_mnist(args.data_dir)
-    images, labels = (
-        (mnist.x_train, mnist.y_train) if args.split == "train" else (mnist.x_test, mnist.y_test)
-    )
-    figure = plots.gallery_figure(
-        images, labels, f"MNIST {args.split} set", digit=args.digit, count=args.count
-    )
-    plots.save_figure(figure, args.output)
-    print(f"saved {args.output}")
+    saved = api.gallery(args.output, args.split, args.digit, args.count, args.data_dir)
+    print(f"saved {saved}")
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    from handwritten.registry import names
-    from handwritten.runtime import export_onnx
+    from handwritten import api
 
-    for model in args.model or names():
-        print(f"saved {export_onnx(model)}")
+    for model in args.model or registry.names():
+        print(f"saved {api.export(model)}")
     return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from handwritten import api
+
+    rows = [info.headline() for info in api.models()]
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    print(_models_table(rows))
+    return 0
+
+
+def _models_table(rows: list[dict]) -> str:
+    """One line per model: what `handwritten models` shows."""
+    header = ("model", "file", "params", "MMACs", "val acc", "test acc", "onnx img/s", "drawings")
+    lines = [header]
+    for row in rows:
+        lines.append(
+            (
+                row["name"] + (" (default)" if row["default"] else ""),
+                row["file"] if row["shipped"] else f"{row['file']} (missing)",
+                _figure(row["parameters"], "{:,}"),
+                _figure(row["multiply_adds"] and row["multiply_adds"] / 1e6, "{:.2f}"),
+                _figure(row["validation_accuracy"], "{:.2%}"),
+                _figure(row["test_accuracy"], "{:.2%}"),
+                _figure(row["onnx_images_per_second"], "{:,.0f}"),
+                ", ".join(f"{name} {score}" for name, score in row["drawings"].items()) or "-",
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)).rstrip()
+        + "  "
+        + line[-1]
+        for line in lines
+    )
+
+
+def _figure(value: float | int | None, form: str) -> str:
+    return "-" if value is None else form.format(value)
 
 
 def _serve(args: argparse.Namespace) -> int:
     from handwritten.serve import serve
 
-    serve(host=args.host, port=args.port, model=args.model, workers=args.workers)
+    serve(
+        host=args.host,
+        port=args.port,
+        model=args.model,
+        workers=args.workers,
+        runtime=args.runtime,
+    )
     return 0

@@ -37,10 +37,10 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from handwritten import __version__
+from handwritten.api import Classifier, Prediction, load, predict_image, read_number
 from handwritten.errors import HandwrittenError
-from handwritten.predict import Classifier, Prediction, predict_image, read_number
-from handwritten.registry import DEFAULT_MODEL, resolve_model
-from handwritten.runtime import load_classifier
+from handwritten.registry import DEFAULT_MODEL
+from handwritten.runtime import RUNTIME_ENV
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 MODEL_ENV = "HANDWRITTEN_SERVE_MODEL"
@@ -79,8 +79,9 @@ class HealthOut(BaseModel):
     """Whether the service is up, and which model answers."""
 
     status: Literal["ok"]
-    model: str = Field(description="the shipped model's name or the model file, as chosen")
+    model: str = Field(description="the model's name or the model file, as chosen")
     path: str = Field(description="the model file loaded")
+    runtime: Literal["onnx", "keras"] = Field(description="what runs the network")
 
 
 class ErrorOut(BaseModel):
@@ -111,7 +112,9 @@ api = APIRouter(prefix="/api", tags=["api"])
 async def health(request: Request) -> HealthOut:
     """Answers only once the model is loaded: start-up loads it before serving."""
     state = request.app.state
-    return HealthOut(status="ok", model=state.model_name, path=str(state.model_path))
+    return HealthOut(
+        status="ok", model=state.model_name, path=str(state.model_path), runtime=state.runtime
+    )
 
 
 @api.post(
@@ -291,17 +294,19 @@ class RequestLog:
             logger.info('%s:%s - "%s" %d %.1f ms', host, port, line, status, elapsed)
 
 
-def create_app(model: str | None = None) -> FastAPI:
-    """The application, loading `model` (a shipped name or a .keras file) once at start-up.
+def create_app(classifier: Classifier | None = None, model: str | None = None) -> FastAPI:
+    """The application around `classifier`, or around the model `model` names (a registered
+    name or a .keras or .onnx file), loaded once at start-up.
 
     The API docs at /docs carry their own copy of Swagger UI, so they work offline too.
     """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.classifier = load_classifier(model)
-        app.state.model_name = model or DEFAULT_MODEL
-        app.state.model_path = resolve_model(model).resolve()
+        app.state.classifier = classifier or load(model)
+        app.state.model_name = model or _name_of(app.state.classifier)
+        app.state.model_path = Path(getattr(app.state.classifier, "path", "") or "").resolve()
+        app.state.runtime = "onnx" if hasattr(app.state.classifier, "session") else "keras"
         yield
 
     app = FastAPIOffline(
@@ -319,18 +324,29 @@ def create_app(model: str | None = None) -> FastAPI:
     return app
 
 
+def _name_of(classifier: Classifier) -> str:
+    """The model's name from its card, else its file's name."""
+    card = getattr(classifier, "card", None) or {}
+    path = getattr(classifier, "path", None)
+    return str(card.get("name") or (Path(path).stem if path else DEFAULT_MODEL))
+
+
 async def _page() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html")
 
 
 def app_from_env() -> FastAPI:
     """The app as uvicorn's worker processes build it: they import it by name, so the model
-    chosen on the command line reaches them through the environment."""
-    return create_app(os.environ.get(MODEL_ENV))
+    and runtime chosen on the command line reach them through the environment."""
+    return create_app(model=os.environ.get(MODEL_ENV))
 
 
 def serve(
-    host: str = "127.0.0.1", port: int = 8000, model: str | None = None, workers: int = 1
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    model: str | None = None,
+    workers: int = 1,
+    runtime: str | None = None,
 ) -> None:
     """Run the service under uvicorn until interrupted.
 
@@ -338,8 +354,10 @@ def serve(
     one clear error line before anything starts, not a traceback from every worker.
     """
     _check_address(host, port)
-    load_classifier(model)
+    load(model, runtime)
     os.environ[MODEL_ENV] = model or DEFAULT_MODEL
+    if runtime:
+        os.environ[RUNTIME_ENV] = runtime
     uvicorn.run(
         "handwritten.serve:app_from_env",
         factory=True,

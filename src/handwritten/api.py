@@ -1,0 +1,226 @@
+"""The verbs: one public function each, called alike by the CLI, the server and the notebook.
+
+    from handwritten import api
+    classifier = api.load("cnn")
+    for prediction in api.predict(["my-digit.png"], classifier):
+        print(prediction.describe())
+
+The CLI only parses arguments and prints what these return. TensorFlow is imported only by the
+verbs that need it (train, export, the Keras runtime), so the others start in a fraction of a
+second.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from handwritten import data, files, registry
+from handwritten.errors import DataError
+from handwritten.evaluate import Evaluation, score
+from handwritten.models import card_path, read_card
+from handwritten.predict import (
+    Classifier,
+    NumberReading,
+    Prediction,
+    predict_files,
+    predict_image,
+    read_number,
+    read_numbers,
+)
+from handwritten.runtime import load_classifier
+
+__all__ = [
+    "Classifier",
+    "NumberReading",
+    "Prediction",
+    "evaluate",
+    "evaluate_drawings",
+    "export",
+    "gallery",
+    "load",
+    "models",
+    "predict",
+    "predict_image",
+    "read_number",
+    "read_numbers",
+    "record_development",
+    "train",
+]
+
+Source = str | os.PathLike
+
+
+def load(model: Source | None = None, runtime: str | None = None) -> Classifier:
+    """The one loader: a registered model's name or a .keras or .onnx file, ready to classify.
+
+    `runtime` is "auto" (ONNX when an up-to-date copy exists), "onnx" or "keras"; see
+    `runtime.load_classifier`.
+    """
+    return load_classifier(model, runtime)
+
+
+def predict(paths: Iterable[Source], classifier: Classifier) -> list[Prediction]:
+    """Read the digit in each image file, folders expanded; bad files get an error each."""
+    return predict_files(paths, classifier)
+
+
+@dataclass(frozen=True)
+class MnistScore:
+    """A model's scores on MNIST's test images, with what a report needs to draw them."""
+
+    result: Evaluation
+    probabilities: np.ndarray
+    images: np.ndarray
+    labels: np.ndarray
+
+
+def evaluate(classifier: Classifier, data_dir: Source | None = None) -> MnistScore:
+    """Score a model on the MNIST test set: the figure reported apart, never chosen on."""
+    mnist = data.load_mnist(data_dir)
+    probabilities = classifier.probabilities(mnist.x_test)
+    return MnistScore(score(probabilities, mnist.y_test), probabilities, mnist.x_test, mnist.y_test)
+
+
+def evaluate_drawings(folder: Source, classifier: Classifier) -> dict[str, Any]:
+    """Accuracy on a labelled folder of drawings: `labels.csv` (file,label) or DIR/0 ... DIR/9.
+
+    Images that cannot be read or hold no ink count as wrong: a user gets no answer for them.
+    """
+    paths, labels = _labelled_images(Path(folder))
+    predictions = predict_files(paths, classifier)
+    correct = sum(p.digit == label for p, label in zip(predictions, labels, strict=True))
+    return {
+        "folder": str(folder),
+        "images": len(labels),
+        "correct": int(correct),
+        "accuracy": correct / len(labels),
+        "wrong": [
+            {"path": p.path, "label": label, "read": p.digit}
+            for p, label in zip(predictions, labels, strict=True)
+            if p.digit != label
+        ],
+    }
+
+
+def _labelled_images(folder: Path) -> tuple[list[Path], list[int]]:
+    table = folder / "labels.csv"
+    if table.is_file():
+        with open(table, newline="", encoding="utf-8") as rows:
+            pairs = [(folder / row["file"], int(row["label"])) for row in csv.DictReader(rows)]
+    else:
+        pairs = [
+            (path, digit)
+            for digit in range(10)
+            if (folder / str(digit)).is_dir()
+            for path in sorted((folder / str(digit)).iterdir())
+            if path.is_file()
+        ]
+    if not pairs:
+        raise DataError(
+            f"{folder}: no labelled images; give a folder with labels.csv (file,label) "
+            "or with subfolders 0 ... 9."
+        )
+    paths, labels = zip(*pairs, strict=True)
+    return list(paths), list(labels)
+
+
+def record_development(model: Source | None, results: list[dict[str, Any]]) -> Path:
+    """Keep scores on labelled drawings in the model's card, under `development`, by folder
+    name: the figures `handwritten models` shows. Run `export` after, so the .onnx has them."""
+    path = registry.resolve_model(model)
+    card = read_card(path)
+    if card is None:
+        raise DataError(f"{card_path(path)}: no model card to record in; train the model first.")
+    development = card.setdefault("development", {})
+    for result in results:
+        development[Path(result["folder"]).name] = {
+            key: result[key] for key in ("images", "correct", "accuracy")
+        }
+    files.write_json(card_path(path), card)
+    return card_path(path)
+
+
+def train(model: str, output: Source, **options: Any) -> dict[str, Any]:
+    """Train a registered model on MNIST with its recipe; returns the model card (see
+    `train.train` for the options)."""
+    from handwritten.runtime import import_keras_quietly
+
+    import_keras_quietly()
+    from handwritten.train import train as train_model
+
+    return train_model(model, Path(output), **options)
+
+
+def export(model: Source | None = None) -> Path:
+    """Write the ONNX copy of a model beside its .keras file, carrying its card."""
+    from handwritten.runtime import export_onnx
+
+    return export_onnx(model)
+
+
+def gallery(
+    output: Source,
+    split: str = "train",
+    digit: int | None = None,
+    count: int = 40,
+    data_dir: Source | None = None,
+) -> Path:
+    """Save a picture of MNIST images with their labels."""
+    from handwritten import plots
+
+    mnist = data.load_mnist(data_dir)
+    images, labels = (
+        (mnist.x_train, mnist.y_train) if split == "train" else (mnist.x_test, mnist.y_test)
+    )
+    figure = plots.gallery_figure(images, labels, f"MNIST {split} set", digit=digit, count=count)
+    plots.save_figure(figure, Path(output))
+    return Path(output)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A registered model and the headline figures of its shipped card."""
+
+    name: str
+    default: bool
+    summary: str
+    path: Path
+    card: dict[str, Any] | None
+
+    def headline(self) -> dict[str, Any]:
+        card = self.card or {}
+        development = card.get("development") or {}
+        return {
+            "name": self.name,
+            "default": self.default,
+            "file": self.path.name,
+            "shipped": self.path.is_file(),
+            "parameters": card.get("parameters"),
+            "multiply_adds": card.get("multiply_adds"),
+            "validation_accuracy": (card.get("validation") or {}).get("accuracy"),
+            "test_accuracy": (card.get("test") or {}).get("accuracy"),
+            "drawings": {name: f"{d['correct']}/{d['images']}" for name, d in development.items()},
+            "onnx_images_per_second": (card.get("speed") or {}).get("onnx_images_per_second"),
+            "summary": self.summary,
+        }
+
+
+def models() -> list[ModelInfo]:
+    """Every registered model, with its shipped card when the file is there."""
+    return [
+        ModelInfo(
+            name=spec.name,
+            default=spec.name == registry.DEFAULT_MODEL,
+            summary=spec.summary,
+            path=registry.shipped_path(spec.name),
+            card=read_card(registry.shipped_path(spec.name)),
+        )
+        for spec in registry.MODELS.values()
+    ]
