@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint format train-seed train-cnn export-onnx bench fuzz clean
+.PHONY: run test lint format export-onnx bench fuzz clean
 
 run: $(VENV)/.installed
 	$(BIN)/handwritten predict digits/
@@ -35,14 +35,23 @@ fuzz: $(VENV)/.installed-test
 	$(BIN)/python fuzz/fuzz_images.py -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
 		-rss_limit_mb=2560 -artifact_prefix=$(FUZZ_DIR)/ $(FUZZ_DIR)/corpus fuzz/corpus
 
-# How the shipped models were made (see the model cards in models/).
-train-seed: $(VENV)/.installed
-	$(BIN)/handwritten train --model seed --seed 42 --output models/handwritten.keras --force
+# How the shipped models are made, for any model in the registry (src/handwritten/registry.py):
+#   make ship-cnn  - train-cnn (the card records the command), record-cnn, export-onnx
+# record-% keeps the scores on the development drawings in ../shared in the model's card.
+SHIPPED_FILE = $(BIN)/python -c 'import sys; from handwritten.registry import get; print(get(sys.argv[1]).shipped_file)'
+DEVELOPMENT_SETS ?= ../shared/user-digits ../shared/photos
 
-train-cnn: $(VENV)/.installed
-	$(BIN)/handwritten train --model cnn --seed 42 --output models/handwritten-cnn.keras --force
+train-%: $(VENV)/.installed
+	$(BIN)/handwritten train --model $* --seed 42 --output models/$$($(SHIPPED_FILE) $*) --force
 
-# The ONNX copies `predict` and `serve` run without TensorFlow; redo after any training.
+record-%: $(VENV)/.installed
+	$(BIN)/handwritten evaluate --model $* --runtime keras --record $(addprefix --drawings ,$(DEVELOPMENT_SETS))
+
+ship-%: train-% record-%
+	$(MAKE) export-onnx
+
+# The ONNX copies `predict` and `serve` run without TensorFlow, carrying the cards; redo after
+# any training or recording.
 export-onnx: $(VENV)/.installed-test
 	$(BIN)/handwritten export --format onnx
 

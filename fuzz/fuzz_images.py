@@ -4,7 +4,7 @@ Run through `make fuzz` (bounded time), or by hand with libFuzzer's flags:
 
     python fuzz/fuzz_images.py -max_total_time=60 -timeout=10 .fuzz/corpus fuzz/corpus
 
-Any input is fine as long as `preprocess_image` either returns a 28x28 uint8 digit (or None
+Any input is fine as long as `load_digit` either returns a 28x28 uint8 digit (or None
 for no ink) or raises ImageError. Anything else is a finding: another exception escaping
 (a 500 in the server, a traceback in the CLI), a hang (libFuzzer's -timeout), or memory
 beyond a fixed ceiling (the address-space limit set below turns runaway allocation into a
@@ -28,7 +28,7 @@ with atheris.instrument_imports(include=["PIL", "handwritten"]):
     from PIL import Image
 
     from handwritten.errors import ImageError
-    from handwritten.preprocess import preprocess_image
+    from handwritten.predict import load_digit
 
     Image.init()  # Import every decoder now, inside the block, so they are instrumented too.
 
@@ -36,13 +36,13 @@ with atheris.instrument_imports(include=["PIL", "handwritten"]):
 def test_one_input(data: bytes) -> None:
     """One input: a digit, no digit, or ImageError; anything else is a crash to report."""
     try:
-        result = preprocess_image(data, "fuzz-input")
+        result = load_digit(data, "fuzz-input")
     except ImageError as error:
         if "fuzz-input" not in str(error):
             raise AssertionError(f"error does not name the input: {error}") from None
         return
     if result is not None and (result.shape != (28, 28) or result.dtype != np.uint8):
-        raise AssertionError(f"preprocess_image returned {result.dtype} {result.shape}")
+        raise AssertionError(f"load_digit returned {result.dtype} {result.shape}")
 
 
 def main() -> None:

@@ -100,3 +100,26 @@ def test_argument_errors_exit_2(capsys: pytest.CaptureFixture) -> None:
         main(["train", "--epochs", "0"])
     assert exit_info.value.code == 2
     assert "positive" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_an_onnx_copied_alone_reads_the_drawings_like_the_shipped_model(tmp_path: Path) -> None:
+    from conftest import USER_DIGITS
+
+    from handwritten.registry import resolve_model
+    from handwritten.runtime import onnx_path
+
+    alone = tmp_path / "empty" / "copy.onnx"
+    alone.parent.mkdir()
+    alone.write_bytes(onnx_path(resolve_model("cnn")).read_bytes())
+    drawings = str(USER_DIGITS / "images")
+    copied = run("predict", "--json", "--model", str(alone), drawings)
+    shipped = run("predict", "--json", "--model", "cnn", "--runtime", "keras", drawings)
+    assert copied.returncode == shipped.returncode == 0, copied.stderr + shipped.stderr
+    assert "warning" not in copied.stderr
+    digits = [
+        [json.loads(line)["digit"] for line in done.stdout.splitlines()]
+        for done in (copied, shipped)
+    ]
+    assert len(digits[0]) == 355
+    assert digits[0] == digits[1]

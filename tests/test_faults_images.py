@@ -1,7 +1,7 @@
 """Untrusted images: whatever bytes arrive, preprocessing gives a digit, no digit, or ImageError.
 
 tests/test_preprocess.py checks that real drawings come out right. This file attacks the same
-entry point, `preprocess_image(bytes, name)`, the one the CLI and the server share: random
+entry point, `load_digit(bytes, name)`, the one the CLI and the server share: random
 and mutated encodings (Hypothesis), every Pillow mode in every format that can store it,
 headers claiming huge canvases (refused from the header, not decoded), animations, 16-bit and
 float pixels, CMYK, every EXIF orientation and broken EXIF, truncation, and objects that are
@@ -29,7 +29,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from handwritten.errors import ImageError
-from handwritten.preprocess import MAX_INPUT_PIXELS, preprocess_image
+from handwritten.predict import load_digit
+from handwritten.preprocess import MAX_INPUT_PIXELS
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow on corrupt metadata.
 
@@ -48,10 +49,10 @@ def encode(image: Image.Image, kind: str, **options: object) -> bytes:
 
 
 def read(data: bytes) -> np.ndarray | None:
-    """preprocess_image, checking its promise: a 28x28 uint8 digit, None, or ImageError that
+    """load_digit, checking its promise: a 28x28 uint8 digit, None, or ImageError that
     names the input. Any other exception propagates and fails the test."""
     try:
-        result = preprocess_image(data, NAME)
+        result = load_digit(data, NAME)
     except ImageError as error:
         result, message = None, str(error)
     else:
@@ -256,7 +257,7 @@ def test_a_header_claiming_a_huge_canvas_is_refused_before_decoding(
     tracemalloc.start()
     try:
         with pytest.raises(ImageError, match="too large to read safely"):
-            preprocess_image(data, NAME)
+            load_digit(data, NAME)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -16,10 +16,9 @@ from PIL import Image
 from scipy import ndimage
 
 from handwritten.errors import ImageError
+from handwritten.predict import load_digit
 from handwritten.preprocess import (
     open_image,
-    preprocess_image,
-    split_digits,
     to_mnist,
 )
 
@@ -147,13 +146,13 @@ def test_exif_rotation_is_applied(reference: np.ndarray) -> None:
     exif = Image.Exif()
     exif[0x0112] = 6
     phone_photo = encode(rotated.convert("RGB"), "JPEG", exif=exif, quality=95)
-    assert similarity(preprocess_image(phone_photo), reference) > 0.97
+    assert similarity(to_mnist(open_image(phone_photo)), reference) > 0.97
 
 
 def test_first_frame_of_an_animation(reference: np.ndarray) -> None:
     frames = [draw().convert("P"), Image.new("P", (112, 112), 255)]
     gif = encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
-    assert similarity(preprocess_image(gif), reference) > 0.97
+    assert similarity(to_mnist(open_image(gif)), reference) > 0.97
 
 
 def png_chunk(kind: bytes, body: bytes) -> bytes:
@@ -203,7 +202,7 @@ def test_any_grayscale_array_gives_a_digit_or_none(pixels: np.ndarray) -> None:
 @given(st.binary(max_size=300))
 def test_random_bytes_never_escape_as_anything_but_image_error(payload: bytes) -> None:
     try:
-        result = preprocess_image(payload, "fuzz.png")
+        result = load_digit(payload, "fuzz.png")
     except ImageError as exc:
         message = str(exc)
         result = None
@@ -211,42 +210,3 @@ def test_random_bytes_never_escape_as_anything_but_image_error(payload: bytes) -
         message = "fuzz.png"
     assert "fuzz.png" in message
     assert result is None or result.shape == (28, 28)
-
-
-ONE = [(0.5, 0.05), (0.5, 0.95)]
-ZERO = [(0.5, 0.1), (0.2, 0.5), (0.5, 0.9), (0.8, 0.5), (0.5, 0.1)]
-
-
-def side_by_side(*images: Image.Image, gap: int = 20) -> Image.Image:
-    """Compose one image of several single drawings, like a number written on one line."""
-    width = sum(image.width for image in images) + gap * (len(images) + 1)
-    row = Image.new("L", (width, max(image.height for image in images) + 2 * gap), 255)
-    left = gap
-    for image in images:
-        row.paste(image, (left, gap))
-        left += image.width + gap
-    return row
-
-
-def test_split_digits_in_reading_order() -> None:
-    drawings = [draw(stroke=ONE), draw(), draw(stroke=ZERO)]
-    frames = split_digits(side_by_side(*drawings))
-    assert len(frames) == 3
-    for frame, single in zip(frames, drawings, strict=True):
-        assert similarity(frame, to_mnist(single)) > 0.97
-
-
-def test_a_broken_stroke_stays_one_digit() -> None:
-    seven = draw(size=112, width=6)
-    seven.paste(255, (65, 40, 90, 44))
-    assert len(split_digits(side_by_side(draw(stroke=ONE), seven))) == 2
-
-
-def test_pieces_above_each_other_are_one_digit() -> None:
-    five_like = draw(stroke=[(0.3, 0.5), (0.3, 0.95), (0.7, 0.95)])
-    five_like.paste(0, (30, 5, 80, 12))
-    assert len(split_digits(side_by_side(five_like, draw()))) == 2
-
-
-def test_split_digits_of_a_blank_image() -> None:
-    assert split_digits(Image.new("L", (200, 60), 255)) == []

@@ -13,7 +13,7 @@ from drawings import draw
 
 from handwritten import api, augment, data, models, registry
 from handwritten.cli import main
-from handwritten.errors import ModelError
+from handwritten.errors import DataError, ModelError
 from handwritten.preprocess import PREPROCESSING_VERSION, preprocessing_spec, to_mnist
 from handwritten.runtime import CARD, OnnxClassifier, export_onnx, onnx_path, open_onnx
 
@@ -191,3 +191,46 @@ def test_shipped_cards_describe_the_file_beside_them(name: str, mnist) -> None:
     assert card["data"]["validation"] == split
     assert card["data"]["sha256"] == data.PAYLOAD_SHA256
     assert open_onnx(onnx_path(registry.shipped_path(name))).card == card
+
+
+def labelled_folder(root: Path) -> Path:
+    """Three drawn sevens (one labelled wrongly as a 1) and a blank page, in DIR/7 and DIR/1."""
+    for digit, names in (("7", ("a", "b")), ("1", ("c", "blank"))):
+        (root / digit).mkdir(parents=True)
+        for name in names:
+            picture = draw(width=6) if name != "blank" else draw(width=0, ink=255)
+            picture.save(root / digit / f"{name}.png")
+    return root
+
+
+def test_evaluate_drawings_counts_what_the_model_reads(tmp_path: Path) -> None:
+    folder = labelled_folder(tmp_path / "mine")
+    classifier = api.load("seed")
+    result = api.evaluate_drawings(folder, classifier)
+    read = {p.path: p.digit for p in api.predict([folder / "7", folder / "1"], classifier)}
+    expected = sum(read[str(path)] == int(path.parent.name) for path in folder.glob("*/*.png"))
+    assert result["images"] == 4
+    assert result["correct"] == expected
+    assert {miss["path"] for miss in result["wrong"]} >= {str(folder / "1" / "blank.png")}
+
+
+def test_evaluate_drawings_reads_a_labels_table(tmp_path: Path) -> None:
+    folder = labelled_folder(tmp_path / "mine")
+    (folder / "labels.csv").write_text("file,label\n7/a.png,7\n1/c.png,1\n")
+    assert api.evaluate_drawings(folder, api.load("seed"))["images"] == 2
+
+
+def test_a_folder_without_labels_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"no labelled images; give a folder with labels\.csv"):
+        api.evaluate_drawings(tmp_path, api.load("seed"))
+
+
+def test_record_keeps_the_scores_in_the_card(exported_seed: Path, tmp_path: Path) -> None:
+    model = tmp_path / "mine.keras"
+    shutil.copy(exported_seed, model)
+    shutil.copy(models.card_path(exported_seed), models.card_path(model))
+    result = {"folder": str(tmp_path / "family"), "images": 4, "correct": 3, "accuracy": 0.75}
+    written = api.record_development(model, [{**result, "wrong": []}])
+    card = json.loads(written.read_text())
+    assert card["development"] == {"family": {"images": 4, "correct": 3, "accuracy": 0.75}}
+    assert card["name"] == "mine"

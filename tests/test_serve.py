@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from handwritten.cli import main
-from handwritten.preprocess import preprocess_image
+from handwritten.predict import load_digit
 from handwritten.registry import resolve_model
 from handwritten.runtime import RUNTIME_ENV, onnx_path
 from handwritten.serve import MAX_BODY_BYTES, MODEL_ENV, app_from_env, create_app
@@ -82,7 +82,7 @@ def test_a_drawn_seven_is_read_and_the_model_input_returned(client: TestClient) 
     assert answer["confidence"] == max(answer["probabilities"])
     with Image.open(io.BytesIO(base64.b64decode(answer["image"]))) as seen:
         assert seen.format == "PNG"
-        np.testing.assert_array_equal(np.asarray(seen), preprocess_image(SEVEN))
+        np.testing.assert_array_equal(np.asarray(seen), load_digit(SEVEN))
 
 
 @pytest.mark.parametrize(

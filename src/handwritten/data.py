@@ -486,8 +486,7 @@ def load_digit_folders(root: str | os.PathLike) -> tuple[tuple[np.ndarray, np.nd
     error, since training would silently ignore it.
     """
     from handwritten.errors import ImageError
-    from handwritten.predict import find_images
-    from handwritten.preprocess import preprocess_image
+    from handwritten.predict import find_images, load_digit
 
     root = Path(root)
     if not root.is_dir():
@@ -503,7 +502,7 @@ def load_digit_folders(root: str | os.PathLike) -> tuple[tuple[np.ndarray, np.nd
     for digit, folder in folders.items():
         for path in find_images([folder]):
             try:
-                image = preprocess_image(path)
+                image = load_digit(path)
             except ImageError as exc:
                 problems.append(str(exc))
                 continue

@@ -1,4 +1,10 @@
-"""Read digits from image files: find the images, normalise each like MNIST, ask the model."""
+"""Read digits from image files: find the images, normalise each like MNIST, ask the model.
+
+A drawing on a plain canvas goes straight to the one normaliser (`preprocess.to_mnist`). A
+photo or a scan is a page: `page` finds the digit (or the digits of a number) on it first,
+cleaning away lighting, lines, edges and specks, and each digit found ends in the same
+normaliser (`preprocess.ink_to_mnist`).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from PIL import Image
 
+from handwritten import page
 from handwritten.errors import ImageError
-from handwritten.preprocess import ImageSource, open_image, preprocess_image, split_digits
+from handwritten.preprocess import ImageSource, ink_to_mnist, open_image, to_mnist
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -24,7 +32,11 @@ class Classifier(Protocol):
 
 @dataclass
 class Prediction:
-    """One input's result; `digit` is None when the image holds no ink or could not be read."""
+    """One input's result; `digit` is None when the image holds no ink or could not be read.
+
+    `box` (left, top, right, bottom, in the image's pixels) is where a digit of a number was
+    found; `source` is the image as given, kept for previews.
+    """
 
     path: str
     digit: int | None = None
@@ -32,15 +44,19 @@ class Prediction:
     probabilities: list[float] | None = None
     error: str | None = None
     image: np.ndarray | None = field(default=None, repr=False)
+    box: tuple[int, int, int, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        answer = {
             "path": self.path,
             "digit": self.digit,
             "confidence": self.confidence,
             "probabilities": self.probabilities,
             "error": self.error,
         }
+        if self.box is not None:
+            answer["box"] = list(self.box)
+        return answer
 
     def describe(self) -> str:
         if self.error:
@@ -72,21 +88,35 @@ def predict_image(
     source: ImageSource, classifier: Classifier, name: str | None = None
 ) -> Prediction:
     """Read the digit in one image file or encoded bytes (the server's unit of work)."""
-    label = name or str(source)
-    try:
-        prediction = Prediction(path=label, image=preprocess_image(source, label))
-    except ImageError as exc:
-        return Prediction(path=label, error=str(exc))
+    prediction = _preprocess(source, name or str(source))
     if prediction.image is not None:
         _classify([prediction], classifier)
     return prediction
 
 
-def _preprocess(path: Path) -> Prediction:
+def digit_image(image: Image.Image) -> np.ndarray | None:
+    """The 28x28 image of the one digit in a drawing or photo; None when there is no ink."""
+    if page.is_plain_canvas(image):
+        return to_mnist(image)
+    found = page.find_digit(image)
+    return None if found is None else ink_to_mnist(found.ink)
+
+
+def load_digit(source: ImageSource, name: str | None = None) -> np.ndarray | None:
+    """Open an image file or encoded bytes and make the 28x28 image of its digit: the one
+    entry point of the CLI, the server and training on a user's own drawings.
+
+    ImageError says why an input cannot be read; None means it holds no ink.
+    """
+    return digit_image(open_image(source, name))
+
+
+def _preprocess(source: ImageSource, label: str | None = None) -> Prediction:
+    label = label or str(source)
     try:
-        return Prediction(path=str(path), image=preprocess_image(path))
+        return Prediction(path=label, image=load_digit(source, label))
     except ImageError as exc:
-        return Prediction(path=str(path), error=str(exc))
+        return Prediction(path=label, error=str(exc))
 
 
 def _classify(predictions: list[Prediction], classifier: Classifier) -> None:
@@ -107,6 +137,7 @@ class NumberReading:
     path: str
     digits: list[Prediction] = field(default_factory=list)
     error: str | None = None
+    size: tuple[int, int] | None = None
 
     @property
     def number(self) -> str | None:
@@ -115,7 +146,13 @@ class NumberReading:
 
     def to_json(self) -> dict[str, Any]:
         digits = [{k: v for k, v in p.to_json().items() if k != "path"} for p in self.digits]
-        return {"path": self.path, "number": self.number, "digits": digits, "error": self.error}
+        return {
+            "path": self.path,
+            "number": self.number,
+            "digits": digits,
+            "error": self.error,
+            "size": list(self.size) if self.size else None,
+        }
 
     def describe(self) -> str:
         if self.error:
@@ -129,13 +166,18 @@ class NumberReading:
 def read_number(
     source: ImageSource, classifier: Classifier, name: str | None = None
 ) -> NumberReading:
-    """Read every digit in one image, in reading order."""
+    """Read every digit of the number in one image (a photo, a scan, a drawing), in reading
+    order, each with its box in the image."""
     label = name or str(source)
     try:
-        frames = split_digits(open_image(source, label))
+        image = open_image(source, label)
     except ImageError as exc:
         return NumberReading(path=label, error=str(exc))
-    reading = NumberReading(path=label, digits=[Prediction(label, image=f) for f in frames])
+    digits = [
+        Prediction(label, image=ink_to_mnist(found.ink), box=found.box)
+        for found in page.find_digits(image)
+    ]
+    reading = NumberReading(path=label, digits=digits, size=image.size)
     _classify(reading.digits, classifier)
     return reading
 

@@ -37,7 +37,6 @@ NOISE_FLOOR = 0.2
 SPECK_FRACTION = 0.03
 EDGE_BAND = 0.1
 EDGE_LINE_FILL = 0.85
-STROKE_GAP = 0.04
 
 ImageSource = str | os.PathLike | bytes
 
@@ -59,7 +58,6 @@ def preprocessing_spec() -> dict[str, object]:
         "speck_fraction": SPECK_FRACTION,
         "edge_band": EDGE_BAND,
         "edge_line_fill": EDGE_LINE_FILL,
-        "stroke_gap": STROKE_GAP,
         "centre": "centre of mass",
     }
 
@@ -140,19 +138,6 @@ def to_mnist(image: Image.Image) -> np.ndarray | None:
     return None if ink is None else ink_to_mnist(ink)
 
 
-def split_digits(image: Image.Image) -> list[np.ndarray]:
-    """Cut a row of digits (a year, a code) into MNIST-style digits, in reading order.
-
-    Connected pieces of ink are digits, after pieces that overlap left-to-right are joined
-    (the bar of a 5 drawn apart, a broken stroke). Each digit is then normalised alone,
-    exactly as `to_mnist` does for a single digit.
-    """
-    ink = _clean_ink(image)
-    if ink is None:
-        return []
-    return [ink_to_mnist(np.where(piece, ink, 0.0)) for piece in _digit_masks(ink)]
-
-
 def _clean_ink(image: Image.Image) -> np.ndarray | None:
     """The ink alone, edge lines and specks removed, None if nothing is left.
 
@@ -176,40 +161,6 @@ def ink_to_mnist(ink: np.ndarray) -> np.ndarray:
     The one normaliser: a single drawing (`to_mnist`) and each digit found on a page end here.
     """
     return _centre_in_frame(_fit_digit_box(_crop_to_ink(ink)))
-
-
-def _digit_masks(ink: np.ndarray) -> list[np.ndarray]:
-    """One mask per digit, left to right."""
-    mask = ink >= NOISE_FLOOR
-    rows = np.flatnonzero(mask.any(axis=1))
-    gap = max(1, round(STROKE_GAP * (rows[-1] - rows[0] + 1)))
-    bridged = ndimage.binary_dilation(mask, iterations=gap)
-    labels, _ = ndimage.label(bridged, structure=np.ones((3, 3)))
-    labels = np.where(mask, labels, 0)
-    spans = sorted(
-        (found[1].start, found[1].stop, index)
-        for index, found in enumerate(ndimage.find_objects(labels), start=1)
-        if found is not None
-    )
-    groups: list[tuple[int, int, list[int]]] = []
-    for start, stop, index in spans:
-        if groups and _overlap(groups[-1][:2], (start, stop)) > 0.5:
-            first, last, members = groups[-1]
-            groups[-1] = (first, max(last, stop), [*members, index])
-        else:
-            groups.append((start, stop, [index]))
-    return [np.isin(labels, members) for _, _, members in groups]
-
-
-def _overlap(a: tuple[int, int], b: tuple[int, int]) -> float:
-    """How much of the narrower of two column spans the other covers, 0 to 1."""
-    shared = min(a[1], b[1]) - max(a[0], b[0])
-    return max(0, shared) / max(1, min(a[1] - a[0], b[1] - b[0]))
-
-
-def preprocess_image(source: ImageSource, name: str | None = None) -> np.ndarray | None:
-    """Open an image file or bytes and normalise it like MNIST (see `to_mnist`)."""
-    return to_mnist(open_image(source, name))
 
 
 def _working_copy(image: Image.Image) -> Image.Image:
