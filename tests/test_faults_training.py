@@ -171,6 +171,7 @@ def test_two_backups_are_kept_so_a_torn_one_has_a_fallback(chain: dict) -> None:
     assert chain["backup_files"] == [
         "latest.weights.h5",
         "latest.weights.h5.bkp",
+        "progress.json",
         "run.json",
         "training_metadata.json",
         "training_metadata.json.bkp",
@@ -182,11 +183,13 @@ def test_the_last_run_resumes_from_the_intact_backup_and_saves(chain: dict) -> N
     run, output = chain["last"], chain["output"]
     assert run.returncode == 0, run.stderr
     assert run.epochs_run == [3, 4]
-    assert run.stdout[-1].startswith(f"saved {output}: test accuracy ")
+    assert run.stdout[-1].startswith(f"saved {output}: validation accuracy ")
     assert not backup_dir(output).exists()
-    assert (
-        load_model(output).count_params() == json.loads(card_path(output).read_text())["parameters"]
-    )
+    card = json.loads(card_path(output).read_text())
+    assert load_model(output).count_params() == card["parameters"]
+    history = json.loads(output.with_name(f"{output.stem}.history.json").read_text())
+    assert len(history["val_accuracy"]) == 4  # every epoch, the ones before the kills too
+    assert len(history["loss"]) == 4
 
 
 def test_a_resumed_model_is_as_good_as_an_uninterrupted_one(

@@ -51,6 +51,11 @@ MAX_DIGITS = 20
 # A border whose grey levels vary by at most this much (5th to 95th percentile) is a plain
 # canvas: a drawing, not a photo.
 FLAT_BORDER = 6
+# A single-digit image is a drawing when this share of its outermost pixels is the canvas's
+# colour: a stroke may run off the edge of a small canvas, a photo's paper is never that even.
+PLAIN_BORDER = 0.8
+# No photo of a digit is this small: an image this size is an MNIST-sized drawing.
+SMALL_CANVAS = 64
 
 # Ink thresholds, in units of the noise of the flattened paper (robust standard deviation).
 STRONG_NOISE = 6.0
@@ -172,10 +177,12 @@ def find_digit(image: Image.Image) -> DigitBox | None:
 
 def is_plain_canvas(image: Image.Image) -> bool:
     """Whether the image is a drawing on a plain canvas (or ink in the alpha channel), not a
-    photo or a scan: a drawing needs no page cleaning, and is read better without it.
+    photo: a drawing needs no page cleaning, and is read better without it.
 
     Only the outermost rows and columns are looked at, so this costs nothing on a big photo.
     """
+    if max(image.size) <= SMALL_CANVAS:
+        return True
     if _has_alpha(image):
         alpha = np.asarray(image.convert("RGBA").getchannel("A"))
         if np.median(alpha) < 128:
@@ -183,11 +190,17 @@ def is_plain_canvas(image: Image.Image) -> bool:
     width, height = image.size
     strips = [(0, 0, width, 1), (0, height - 1, width, height), (0, 0, 1, height)]
     strips.append((width - 1, 0, width, height))
-    border = np.concatenate(
-        [np.asarray(image.crop(strip).convert("L"), np.float32).ravel() for strip in strips]
-    )
-    low, high = np.percentile(border, [5, 95])
-    return bool(high - low <= FLAT_BORDER)
+    border = np.concatenate([_gray_on_white(image.crop(strip)).ravel() for strip in strips])
+    near_paper = np.abs(border - np.median(border)) <= FLAT_BORDER / 2
+    return bool(near_paper.mean() >= PLAIN_BORDER)
+
+
+def _gray_on_white(image: Image.Image) -> np.ndarray:
+    """Grey levels as a paint program shows them: transparency over a white canvas."""
+    if _has_alpha(image):
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255,) * 4), rgba)
+    return np.asarray(image.convert("L"), np.float32)
 
 
 def clean_page(image: Image.Image) -> np.ndarray:

@@ -95,22 +95,22 @@ def train(
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
         metrics=["accuracy"],
     )
-    started = time.perf_counter()
+    commit = source_commit()
     stop = _StopWhenAsked()
+    progress = _Progress(backup_dir(output))
     try:
         with _signals_to(stop.ask):
-            history = model.fit(
+            model.fit(
                 _training_data(images, labels, batch_size, chosen, seed),
                 epochs=epochs,
                 validation_data=(models.model_input(split.x_val), _one_hot(split.y_val)),
-                callbacks=[_Backup(backup_dir(output)), stop],
+                callbacks=[_Backup(backup_dir(output)), progress, stop],
                 shuffle=False,
                 verbose=verbose,
             )
     except KeyboardInterrupt:
         print(f"handwritten: {_RESUME.format(backup=backup_dir(output))}", file=sys.stderr)
         raise
-    seconds = time.perf_counter() - started
     classifier = models.KerasClassifier(model)
     scores = {
         "validation": evaluate.evaluate_model(classifier, split.x_val, split.y_val),
@@ -128,14 +128,45 @@ def train(
         split=split,
         model=model,
         scores=scores,
-        seconds=seconds,
+        seconds=progress.seconds,
+        commit=commit,
     )
     files.write_json(card_path(output), card)
-    _save_history(history.history, output)
+    _save_history(progress.history, output)
     return card
 
 
 _RESUME = "finished epochs are kept in {backup}; run the same command again to resume."
+
+
+class _Progress(keras.callbacks.Callback):
+    """The metrics of every finished epoch and the training time so far, kept in the backup
+    folder beside the weights, so a run resumed after a kill still reports its whole history
+    and its whole training time (the time of an epoch lost to a kill included), not only the
+    last stretch."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.path = folder / "progress.json"
+        self.history: dict[str, list[float]] = {}
+        self.seconds = 0.0
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            kept = json.loads(self.path.read_text(encoding="utf-8"))
+            self.history, self.seconds = kept["history"], float(kept["seconds"])
+        self.started = time.perf_counter()
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        """Forget epochs the weights do not have (a torn backup falls back one epoch)."""
+        self.history = {name: values[:epoch] for name, values in self.history.items()}
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        for name, value in (logs or {}).items():
+            self.history.setdefault(name, []).append(float(value))
+        self.seconds += time.perf_counter() - self.started
+        self.started = time.perf_counter()
+        files.write_json(self.path, {"history": self.history, "seconds": self.seconds})
 
 
 class _Backup(keras.callbacks.BackupAndRestore):
@@ -336,6 +367,7 @@ def _model_card(
     model: keras.Model,
     scores: dict[str, evaluate.Evaluation],
     seconds: float,
+    commit: str | None,
 ) -> dict[str, Any]:
     """Everything needed to use the model right and to make it again (see the README)."""
     recipe = {**spec.recipe.to_json(), "epochs": epochs, "augmentations": augmentations}
@@ -366,7 +398,7 @@ def _model_card(
         "test": _headline(scores["test"]),
         "training_seconds": round(seconds, 1),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "package": {"version": __version__, "commit": source_commit()},
+        "package": {"version": __version__, "commit": commit},
         "versions": {
             "python": platform.python_version(),
             "keras": keras.__version__,
