@@ -21,6 +21,8 @@ def render(results: dict) -> str:
         ]
     if "serve" in sections:
         parts.append(_measured(_serve(sections["serve"]), sections["serve"]))
+    if "numbers" in sections:
+        parts.append(_measured(_numbers(sections["numbers"]), sections["numbers"]))
     return "\n\n".join(parts) + "\n"
 
 
@@ -70,6 +72,7 @@ def _targets(sections: dict) -> str:
     rows += _train_targets(sections.get("train"), sections.get("race"))
     rows += _predict_targets(sections.get("predict"))
     rows += _serve_targets(sections.get("serve"))
+    rows += _numbers_targets(sections.get("numbers"))
     return "\n".join(rows)
 
 
@@ -160,6 +163,35 @@ def _serve_targets(serve: dict | None) -> list[str]:
             )
         )
     return rows
+
+
+def _numbers_targets(numbers: dict | None) -> list[str]:
+    if not numbers:
+        return []
+    seconds = numbers["twelve_megapixel"]["seconds"]["median"]
+    return [
+        _row(
+            "a 12 MP photo of a number, read after start-up",
+            f"{seconds:.2f} s",
+            "<= 0.5 s",
+            seconds <= 0.5,
+        )
+    ]
+
+
+def _numbers(numbers: dict) -> str:
+    photo = numbers["twelve_megapixel"]
+    lines = [
+        "## Numbers on paper",
+        "",
+        f"A 12-megapixel JPEG (4032x3024) of `{photo['written']}` written a fiftieth of the "
+        f"photo tall, read by `api.read_numbers` (decode included) after start-up: "
+        f"{_median(photo['seconds'])} s; read as {', '.join(map(str, photo['read']))}.",
+    ]
+    if numbers.get("development"):
+        lines += ["", "The development sets in `../shared` (`benchmarks/read_numbers.py`):", ""]
+        lines += [f"    {line}" for line in numbers["development"]]
+    return "\n".join(lines)
 
 
 def _median(figure: dict, digits: int = 2) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from common import BENCHMARKS, data_dir, finished, setting, stamp
 
-SECTIONS = ("train", "race", "predict", "serve")
+SECTIONS = ("train", "race", "predict", "serve", "numbers")
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,12 @@ class Mode:
     folder_repeats: int
     serve_repeats: int
     serve_requests: int
+    numbers_repeats: int
 
 
 MODES = {
-    "quick": Mode(3, 0, 5, 5, 3, 3, 1000),
-    "full": Mode(3, 3, 9, 7, 5, 3, 2000),
+    "quick": Mode(3, 0, 5, 5, 3, 3, 1000, 3),
+    "full": Mode(3, 3, 9, 7, 5, 3, 2000, 5),
 }
 
 
@@ -116,7 +117,19 @@ def _serve(mode: Mode, data: Path) -> dict:
     return serving(mode.serve_repeats, mode.serve_requests)
 
 
-RUNNERS = {"train": _train, "race": _race, "predict": _predict, "serve": _serve}
+def _numbers(mode: Mode, data: Path) -> dict:
+    from bench_numbers import numbers
+
+    return numbers(mode.numbers_repeats)
+
+
+RUNNERS = {
+    "train": _train,
+    "race": _race,
+    "predict": _predict,
+    "serve": _serve,
+    "numbers": _numbers,
+}
 
 
 def markdown(results: dict) -> str:

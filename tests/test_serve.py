@@ -167,7 +167,8 @@ def test_a_body_at_the_limit_is_read_and_one_byte_more_is_refused(client: TestCl
         "/api/predict", content=bytes(MAX_BODY_BYTES + 1), headers={"Content-Type": "image/png"}
     )
     assert over.status_code == 413
-    assert over.json()["detail"].startswith("request body is over the 2 MB limit")
+    limit = MAX_BODY_BYTES // 2**20
+    assert over.json()["detail"].startswith(f"request body is over the {limit} MB limit")
 
 
 def test_the_limit_holds_without_a_content_length(client: TestClient) -> None:
@@ -180,14 +181,14 @@ def test_the_limit_holds_without_a_content_length(client: TestClient) -> None:
     response = client.post("/api/predict", content=chunks(), headers={"Content-Type": "image/png"})
     assert "content-length" not in response.request.headers
     assert response.status_code == 413
-    assert "2 MB limit" in response.json()["detail"]
+    assert f"{MAX_BODY_BYTES // 2**20} MB limit" in response.json()["detail"]
 
 
 def test_the_limit_holds_for_a_multipart_upload(client: TestClient) -> None:
     big = {"file": ("big.png", bytes(MAX_BODY_BYTES), "image/png")}
     response = client.post("/api/predict", files=big)
     assert response.status_code == 413
-    assert "2 MB limit" in response.json()["detail"]
+    assert f"{MAX_BODY_BYTES // 2**20} MB limit" in response.json()["detail"]
 
 
 def test_bad_input_never_stops_the_service(client: TestClient) -> None:
@@ -278,6 +279,11 @@ def test_a_row_of_digits_is_read_left_to_right(client: TestClient) -> None:
     assert answer["number"] == "177"
     assert [digit["digit"] for digit in answer["digits"]] == [1, 7, 7]
     assert all(len(digit["probabilities"]) == 10 for digit in answer["digits"])
+    assert (answer["width"], answer["height"]) == (112 * 3 + 40, 152)
+    for index, digit in enumerate(answer["digits"]):
+        left, top, right, bottom = digit["box"]
+        assert 20 + 112 * index <= left < right <= 20 + 112 * (index + 1)
+        assert 20 <= top < bottom <= 132
 
 
 @pytest.mark.parametrize(

@@ -138,10 +138,15 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--show", action="store_true", help="show what the model saw")
     parser.add_argument(
-        "--number", action="store_true", help="each image holds several digits side by side"
+        "--number",
+        action="store_true",
+        help="each image (a photo, a scan, a drawing) holds a number written on one line",
     )
     parser.add_argument(
-        "--preview", type=Path, metavar="DIR", help="save a picture of what the model saw"
+        "--preview",
+        type=Path,
+        metavar="DIR",
+        help="save a picture of what the model saw (with --number: the boxes on the photo)",
     )
     _add_runtime(parser)
     parser.set_defaults(run=_predict)
@@ -301,9 +306,8 @@ def _predict(args: argparse.Namespace) -> int:
     from handwritten import api
 
     classifier = api.load(args.model, args.runtime)
-    if args.number:
-        return _print_results(api.read_numbers(args.paths, classifier), args)
-    predictions = api.predict(args.paths, classifier)
+    read = api.read_numbers if args.number else api.predict
+    predictions = read(args.paths, classifier)
     status = _print_results(predictions, args)
     if args.preview or args.show:
         from handwritten import plots

@@ -16,11 +16,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from handwritten import evaluate, files
 from handwritten.errors import HandwrittenError
-from handwritten.predict import Prediction
+from handwritten.predict import NumberReading, Prediction
 from handwritten.preprocess import open_image
 
 NON_INTERACTIVE_BACKENDS = {"agg", "pdf", "ps", "svg", "pgf", "cairo", "template"}
@@ -71,7 +72,7 @@ def _verdict(prediction: Prediction) -> str:
     return f"probably a {prediction.digit} ({prediction.confidence:.1%})"
 
 
-def show(predictions: list[Prediction]) -> None:
+def show(predictions: list[Prediction] | list[NumberReading]) -> None:
     """Open a window per readable prediction; refuse clearly where no window can open."""
     if matplotlib.get_backend().lower() in NON_INTERACTIVE_BACKENDS:
         raise HandwrittenError(
@@ -79,12 +80,17 @@ def show(predictions: list[Prediction]) -> None:
         )
     for prediction in predictions:
         if prediction.error is None:
-            prediction_figure(prediction)
+            _figure_of(prediction)
     plt.show()
 
 
-def save_previews(predictions: list[Prediction], folder: Path) -> list[Path]:
-    """Save one preview PNG per readable input into `folder`, named after the input.
+def _figure_of(result: Prediction | NumberReading) -> Figure:
+    return number_figure(result) if isinstance(result, NumberReading) else prediction_figure(result)
+
+
+def save_previews(predictions: list[Prediction] | list[NumberReading], folder: Path) -> list[Path]:
+    """Save one preview PNG per readable input into `folder`, named after the input: a digit
+    beside what the model saw, or a number's photo with its boxes beside each digit's image.
 
     Inputs sharing a stem (`a/7.png`, `b/7.png`, `7.jpg`) get `7`, `7-2`, `7-3`, in input order,
     so no preview overwrites another; each picture's title names its input in full.
@@ -94,9 +100,43 @@ def save_previews(predictions: list[Prediction], folder: Path) -> list[Path]:
     written = []
     for prediction, stem in zip(readable, stems, strict=True):
         target = Path(folder) / f"{stem}.preview.png"
-        save_figure(prediction_figure(prediction), target)
+        save_figure(_figure_of(prediction), target)
         written.append(target)
     return written
+
+
+def number_figure(reading: NumberReading) -> Figure:
+    """The photo with a box and the digit read drawn on each digit found, and beside it each
+    28x28 image the model saw, left to right."""
+    count = max(1, len(reading.digits))
+    figure = plt.figure(figsize=(max(6, 1.2 * count), 5))
+    grid = figure.add_gridspec(2, count, height_ratios=[3, 1])
+    photo = figure.add_subplot(grid[0, :])
+    photo.imshow(open_image(reading.path).convert("RGBA"))
+    for digit in reading.digits:
+        left, top, right, bottom = digit.box
+        photo.add_patch(
+            Rectangle((left, top), right - left, bottom - top, fill=False, color="tab:red", lw=2)
+        )
+        photo.annotate(
+            str(digit.digit),
+            (left, top),
+            color="tab:red",
+            fontsize=14,
+            fontweight="bold",
+            xytext=(0, 4),
+            textcoords="offset points",
+        )
+    photo.set_title(reading.describe())
+    for index, digit in enumerate(reading.digits):
+        seen = figure.add_subplot(grid[1, index])
+        seen.imshow(_seen(digit), cmap="gray", vmin=0, vmax=255)
+        seen.set_title(f"{digit.digit} ({digit.confidence:.0%})", fontsize=9)
+    for axis in figure.axes:
+        axis.set_xticks([])
+        axis.set_yticks([])
+    figure.tight_layout()
+    return figure
 
 
 def _unique_stems(stems: list[str]) -> list[str]:
