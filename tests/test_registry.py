@@ -186,6 +186,7 @@ def test_shipped_cards_describe_the_file_beside_them(name: str, mnist) -> None:
     assert card["preprocessing"] == preprocessing_spec()
     assert card["validation"]["images"] == data.VALIDATION_SIZE
     assert card["test"]["images"] == 10000
+    assert set(card["splits"]) == {"validation", "development", "test"}
     assert card["recipe"]["augmentations"] == list(registry.get(name).recipe.augmentations)
     split = data.split_mnist(mnist).describe()
     assert card["data"]["validation"] == split
@@ -233,4 +234,5 @@ def test_record_keeps_the_scores_in_the_card(exported_seed: Path, tmp_path: Path
     written = api.record_development(model, [{**result, "wrong": []}])
     card = json.loads(written.read_text())
     assert card["development"] == {"family": {"images": 4, "correct": 3, "accuracy": 0.75}}
+    assert card["splits"] == models.SPLITS
     assert card["name"] == "mine"

@@ -36,6 +36,7 @@ def test_one_epoch_of_the_seed_recipe_beats_95_percent(tmp_path: Path) -> None:
     assert written["recipe"]["batch_size"] == 32
     assert written["seed"] == 42
     assert written["preprocessing"] == preprocessing_spec()
+    assert written["splits"]["test"].startswith("MNIST's 10,000 test images, scored once")
     assert written["package"]["version"] == __version__
     assert written["data"]["sha256"] == data.PAYLOAD_SHA256
     assert written["training_seconds"] > 0

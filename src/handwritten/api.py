@@ -24,7 +24,7 @@ import numpy as np
 from handwritten import data, files, registry
 from handwritten.errors import DataError
 from handwritten.evaluate import Evaluation, score
-from handwritten.models import card_path, read_card
+from handwritten.models import SPLITS, card_path, read_card
 from handwritten.predict import (
     Classifier,
     NumberReading,
@@ -138,6 +138,7 @@ def record_development(model: Source | None, results: list[dict[str, Any]]) -> P
     card = read_card(path)
     if card is None:
         raise DataError(f"{card_path(path)}: no model card to record in; train the model first.")
+    card.setdefault("splits", SPLITS)
     development = card.setdefault("development", {})
     for result in results:
         development[Path(result["folder"]).name] = {

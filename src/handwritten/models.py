@@ -93,6 +93,15 @@ def build_cnn(width: int = 24) -> keras.Model:
     return keras.Model(inputs, outputs, name="cnn")
 
 
+SPLITS = {
+    "validation": "5,000 MNIST training images held out; watched during training. The recipe, "
+    "augmentations and thresholds are chosen on it and on the development drawings.",
+    "development": "people's drawings and photos (../shared); chosen on with validation.",
+    "test": "MNIST's 10,000 test images, scored once after training; never chosen on.",
+}
+"""Which data chose what: every model card says it."""
+
+
 def card_path(model_path: Path) -> Path:
     """The model card sits beside the model: `handwritten.keras` -> `handwritten.card.json`."""
     model_path = Path(model_path)

@@ -394,6 +394,7 @@ def _model_card(
             "validation": split.describe(),
             "test_images": len(split.y_test),
         },
+        "splits": models.SPLITS,
         "validation": _headline(scores["validation"]),
         "test": _headline(scores["test"]),
         "training_seconds": round(seconds, 1),
