@@ -106,3 +106,15 @@ def test_reads_the_development_numbers() -> None:
     exact = sum(r.number == label for r, (_, label) in zip(readings, rows, strict=True))
     print(f"numbers read exactly: {exact} of {len(rows)}")
     assert exact >= 41
+
+
+def test_evaluate_numbers_counts_exact_readings(classifier, tmp_path: Path) -> None:
+    side_by_side(draw(stroke=ONE), draw()).save(tmp_path / "a.png")
+    side_by_side(draw(), draw(stroke=ONE)).save(tmp_path / "b.png")
+    (tmp_path / "labels.csv").write_text('file,label\na.png,"17"\nb.png,"017"\n')
+    result = api.evaluate_numbers(tmp_path, classifier)
+    read = {r.path: r.number for r in api.read_numbers([tmp_path], classifier)}
+    assert read[str(tmp_path / "b.png")] != "017"  # two digits can never read as three
+    assert result["images"] == 2
+    assert result["correct"] == (read[str(tmp_path / "a.png")] == "17")
+    assert str(tmp_path / "b.png") in {miss["path"] for miss in result["wrong"]}

@@ -42,6 +42,7 @@ __all__ = [
     "Prediction",
     "evaluate",
     "evaluate_drawings",
+    "evaluate_numbers",
     "export",
     "gallery",
     "load",
@@ -106,6 +107,31 @@ def evaluate_drawings(folder: Source, classifier: Classifier) -> dict[str, Any]:
             for p, label in zip(predictions, labels, strict=True)
             if p.digit != label
         ],
+    }
+
+
+def evaluate_numbers(folder: Source, classifier: Classifier) -> dict[str, Any]:
+    """Exact readings of labelled numbers: `labels.csv` (file,label, the label the digit
+    string, leading zeros kept). A number counts only with every digit right, none missing
+    or extra."""
+    table = Path(folder) / "labels.csv"
+    if not table.is_file():
+        raise DataError(f"{table}: missing; give a labels.csv with file,label (the digits).")
+    with open(table, newline="", encoding="utf-8") as rows:
+        pairs = [(Path(folder) / row["file"], row["label"].strip()) for row in csv.DictReader(rows)]
+    readings = read_numbers([path for path, _ in pairs], classifier)
+    wrong = [
+        {"path": r.path, "label": label, "read": r.number}
+        for r, (_, label) in zip(readings, pairs, strict=True)
+        if r.number != label
+    ]
+    correct = len(pairs) - len(wrong)
+    return {
+        "folder": str(folder),
+        "images": len(pairs),
+        "correct": correct,
+        "accuracy": correct / len(pairs) if pairs else 0.0,
+        "wrong": wrong,
     }
 
 

@@ -116,9 +116,18 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
         "DIR/0 ... DIR/9); repeat for several",
     )
     parser.add_argument(
+        "--numbers",
+        type=Path,
+        action="append",
+        metavar="DIR",
+        help="score on photos or drawings of whole numbers instead (DIR/labels.csv with "
+        "file,label, the label being the digits); repeat for several",
+    )
+    parser.add_argument(
         "--record",
         action="store_true",
-        help="with --drawings: record the scores in the model's card (and so in `models`)",
+        help="with --drawings or --numbers: record the scores in the model's card (and so in "
+        "`handwritten models`)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
@@ -267,7 +276,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from handwritten.evaluate import format_report
 
     classifier = api.load(args.model, args.runtime)
-    if args.drawings:
+    if args.drawings or args.numbers:
         return _evaluate_drawings(args, classifier)
     scored = api.evaluate(classifier, args.data_dir)
     print(json.dumps(scored.result.to_json()) if args.json else format_report(scored.result))
@@ -289,7 +298,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _evaluate_drawings(args: argparse.Namespace, classifier) -> int:
     from handwritten import api
 
-    results = [api.evaluate_drawings(folder, classifier) for folder in args.drawings]
+    results = [api.evaluate_drawings(folder, classifier) for folder in args.drawings or ()]
+    results += [api.evaluate_numbers(folder, classifier) for folder in args.numbers or ()]
     for result in results:
         if args.json:
             print(json.dumps(result))
