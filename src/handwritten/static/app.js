@@ -1,25 +1,66 @@
 // The drawing page: pointer strokes on a canvas, sent as PNG to the same JSON API a script
-// would use (POST /api/predict); files go up as the multipart field `file`.
+// would use. Digit mode reads one digit (POST /api/predict) on a square canvas; Number mode
+// reads a row of digits (POST /api/predict-number) on a wide one, and photos: a photo is
+// scaled down here first, then shown with a box around each digit found. Files go up as the
+// multipart field `file`.
 "use strict";
 
-const PEN_WIDTH = 12; // on the 280-px canvas: a paint program's medium brush
+const PEN_WIDTH = 12; // on the 280-px-high canvas: a paint program's medium brush
 const DEBOUNCE_MS = 150; // wait for a pause in the stroke before asking the model
+const MAX_PHOTO_SIDE = 1600; // a phone photo is scaled down to this before it is sent
+const UNSURE = 0.6; // a digit read with less confidence than this is marked as a doubt
 const DIGITS = [...Array(10).keys()];
 
+const MODES = {
+  digit: {
+    width: 280,
+    height: 280,
+    title: "Draw a digit",
+    intro: "Draw one digit, 0 to 9, with a mouse, pen or finger, or drop a picture of one.",
+    canvasLabel: "Drawing area: draw one digit here",
+    idle: "Draw a digit to see what the model reads.",
+    hint: "or drop an image file on the page",
+  },
+  number: {
+    width: 840,
+    height: 280,
+    title: "Write a number",
+    intro:
+      "Write a number on one line with a mouse, pen or finger, or take a photo of one " +
+      "written on paper.",
+    canvasLabel: "Drawing area: write a number on one line here",
+    idle: "Write a number, or take a photo of one, to see what the model reads.",
+    hint: "or drop an image file on the page; a photo is read as a number",
+  },
+};
+
+const main = document.getElementById("main");
 const canvas = document.getElementById("canvas");
 const pen = canvas.getContext("2d");
 const pad = document.getElementById("pad");
 const fileInput = document.getElementById("file");
+const cameraInput = document.getElementById("camera");
 const statusLine = document.getElementById("status");
+const digitResult = document.getElementById("digit-result");
 const digitOut = document.getElementById("digit");
 const confidenceOut = document.getElementById("confidence");
 const seen = document.getElementById("seen");
 const bars = makeBars(document.getElementById("bars"));
+const numberResult = document.getElementById("number-result");
+const numberOut = document.getElementById("number");
+const canvasBoxes = document.getElementById("canvas-boxes");
+const photo = document.getElementById("photo");
+const photoImage = document.getElementById("photo-image");
+const photoBoxes = document.getElementById("photo-boxes");
+const photoCaption = document.getElementById("photo-caption");
+const digitList = document.getElementById("digits");
 
+let mode = "digit";
 let drawingPointer = null;
 let lastPoint = null;
 let debounceTimer = null;
 let latestRequest = 0;
+let photoUrl = null;
 
 function makeBars(list) {
   return DIGITS.map((digit) => {
@@ -33,6 +74,43 @@ function makeBars(list) {
   });
 }
 
+function percent(fraction, digits = 1) {
+  return `${(fraction * 100).toFixed(digits)}%`;
+}
+
+// --- Modes -------------------------------------------------------------------------------
+
+function setMode(next) {
+  document.getElementById(`mode-${next}`).checked = true;
+  if (next === mode) return;
+  mode = next;
+  const texts = MODES[mode];
+  main.classList.toggle("number-mode", mode === "number");
+  main.classList.toggle("digit-mode", mode === "digit");
+  document.getElementById("title").textContent = texts.title;
+  document.getElementById("intro").textContent = texts.intro;
+  document.getElementById("hint").textContent = texts.hint;
+  document.title = `handwritten: ${texts.title.toLowerCase()}`;
+  canvas.setAttribute("aria-label", texts.canvasLabel);
+  canvas.width = texts.width; // resizing a canvas also empties it
+  canvas.height = texts.height;
+  digitResult.hidden = mode !== "digit";
+  numberResult.hidden = mode !== "number";
+  startAgain();
+}
+
+function startAgain() {
+  clearTimeout(debounceTimer);
+  latestRequest++; // an answer still on its way is for a drawing that is gone
+  drawingPointer = null;
+  // A reloaded page may come back with Number still ticked.
+setMode(document.querySelector('input[name="mode"]:checked')?.value || "digit");
+clearCanvas();
+  resetResult();
+}
+
+// --- Drawing -----------------------------------------------------------------------------
+
 function clearCanvas() {
   pen.fillStyle = "#fff";
   pen.fillRect(0, 0, canvas.width, canvas.height);
@@ -41,6 +119,7 @@ function clearCanvas() {
   pen.lineWidth = PEN_WIDTH;
   pen.lineCap = "round";
   pen.lineJoin = "round";
+  showBoxes(canvasBoxes, null);
 }
 
 function canvasPoint(event) {
@@ -70,6 +149,7 @@ function startStroke(event) {
   canvas.setPointerCapture(event.pointerId);
   drawingPointer = event.pointerId;
   lastPoint = canvasPoint(event);
+  showBoxes(canvasBoxes, null); // the boxes of the last answer no longer fit the drawing
   dot(lastPoint);
   schedulePrediction();
 }
@@ -94,62 +174,229 @@ function endStroke(event) {
 function schedulePrediction() {
   clearTimeout(debounceTimer);
   debounceTimer = setTimeout(() => {
-    canvas.toBlob((png) => send(png, { "Content-Type": "image/png" }, "your drawing"), "image/png");
+    canvas.toBlob((png) => {
+      if (mode === "digit") sendDigit(png, { "Content-Type": "image/png" }, "your drawing");
+      else sendDrawnNumber(png);
+    }, "image/png");
   }, DEBOUNCE_MS);
 }
 
+// --- Asking the server -------------------------------------------------------------------
+
 function sendFile(file) {
   if (!file) return;
+  if (mode === "number") {
+    sendPhoto(file);
+    return;
+  }
   clearTimeout(debounceTimer);
-  clearCanvas();
+  // A reloaded page may come back with Number still ticked.
+setMode(document.querySelector('input[name="mode"]:checked')?.value || "digit");
+clearCanvas();
   const form = new FormData();
   form.append("file", file);
-  send(form, {}, file.name);
+  sendDigit(form, {}, file.name);
+}
+
+function reading(source) {
+  statusLine.classList.remove("error");
+  statusLine.textContent = `Reading ${source}\u2026`;
+  return ++latestRequest;
 }
 
 // Only the newest request's answer is shown: a slow reply to an older stroke is dropped.
-async function send(body, headers, source) {
-  const request = ++latestRequest;
-  statusLine.classList.remove("error");
-  statusLine.textContent = `Reading ${source}\u2026`;
+// Resolves to {response, answer}, or to null when there is nothing (more) to show.
+async function post(url, body, headers, request) {
   let response;
-  let answer;
   try {
-    response = await fetch("/api/predict", { method: "POST", headers, body });
-    answer = await response.json();
+    response = await fetch(url, { method: "POST", headers, body });
   } catch (error) {
     if (request === latestRequest) {
       showError(`No answer from the server (${error.message}); is handwritten serve running?`);
     }
+    return null;
+  }
+  const answer = await response.json().catch(() => ({}));
+  if (request !== latestRequest) return null;
+  if (!response.ok) {
+    const detail = typeof answer.detail === "string" ? answer.detail : "";
+    return { response, answer, detail: detail || `The server answered ${response.status}.` };
+  }
+  return { response, answer };
+}
+
+async function sendDigit(body, headers, source) {
+  const request = reading(source);
+  const reply = await post("/api/predict", body, headers, request);
+  if (!reply) return;
+  if (reply.response.ok) showPrediction(reply.answer, source);
+  else showError(reply.detail);
+}
+
+async function sendDrawnNumber(png) {
+  const request = reading("your drawing");
+  const reply = await post("/api/predict-number", png, { "Content-Type": "image/png" }, request);
+  if (!reply) return;
+  if (reply.response.ok) showNumber(reply.answer, "your drawing", canvasBoxes);
+  else showNumberError(reply, "your drawing");
+}
+
+// A photo: the old answer goes at once, the photo is scaled down and shown, then read.
+async function sendPhoto(file) {
+  if (!file) return;
+  setMode("number");
+  clearTimeout(debounceTimer);
+  // A reloaded page may come back with Number still ticked.
+setMode(document.querySelector('input[name="mode"]:checked')?.value || "digit");
+clearCanvas();
+  clearAnswer();
+  showPhoto(null);
+  const request = reading(file.name);
+  const scaled = await scaleDown(file);
+  if (request !== latestRequest) {
+    if (scaled.url) URL.revokeObjectURL(scaled.url);
     return;
   }
-  if (request !== latestRequest) return;
-  if (response.ok) showPrediction(answer, source);
-  else showError(answer.detail || `The server answered ${response.status}.`);
+  showPhoto(scaled);
+  const form = new FormData();
+  form.append("file", scaled.blob, file.name);
+  const reply = await post("/api/predict-number", form, {}, request);
+  if (!reply) return;
+  if (reply.response.ok) showNumber(reply.answer, file.name, photoBoxes);
+  else showNumberError(reply, "that photo");
 }
+
+// The photo at most MAX_PHOTO_SIDE pixels on its longer side, as a JPEG: {blob, url, width,
+// height}. Chromium applies the EXIF orientation when it draws a photo, so the copy is the
+// right way up and the server's boxes fit what the page shows. A file the browser cannot
+// decode goes up as it is, for the server to say what is wrong with it.
+async function scaleDown(file) {
+  const url = URL.createObjectURL(file);
+  const image = new Image();
+  image.src = url;
+  try {
+    await image.decode();
+  } catch {
+    URL.revokeObjectURL(url);
+    return { blob: file, url: null };
+  }
+  const { naturalWidth: width, naturalHeight: height } = image;
+  const scale = MAX_PHOTO_SIDE / Math.max(width, height);
+  if (scale >= 1) return { blob: file, url, width, height };
+  const copy = document.createElement("canvas");
+  copy.width = Math.round(width * scale);
+  copy.height = Math.round(height * scale);
+  const context = copy.getContext("2d");
+  context.fillStyle = "#fff"; // a JPEG has no transparency: see-through is paper
+  context.fillRect(0, 0, copy.width, copy.height);
+  context.imageSmoothingQuality = "high";
+  context.drawImage(image, 0, 0, copy.width, copy.height);
+  URL.revokeObjectURL(url);
+  const blob = await new Promise((resolve) => copy.toBlob(resolve, "image/jpeg", 0.9));
+  if (!blob) return { blob: file, url: null };
+  return { blob, url: URL.createObjectURL(blob), width: copy.width, height: copy.height };
+}
+
+// --- Showing answers ---------------------------------------------------------------------
 
 function showPrediction(answer, source) {
   statusLine.textContent = `The model reads ${source} as ${answer.digit}.`;
   digitOut.textContent = String(answer.digit);
-  confidenceOut.textContent = `${(answer.confidence * 100).toFixed(1)}% sure`;
+  confidenceOut.textContent = `${percent(answer.confidence)} sure`;
   seen.src = `data:image/png;base64,${answer.image}`;
   answer.probabilities.forEach((probability, digit) => {
-    const percent = `${(probability * 100).toFixed(1)}%`;
-    bars[digit].querySelector(".fill").style.width = percent;
-    bars[digit].querySelector(".percent").textContent = percent;
+    bars[digit].querySelector(".fill").style.width = percent(probability);
+    bars[digit].querySelector(".percent").textContent = percent(probability);
     bars[digit].classList.toggle("top", digit === answer.digit);
   });
 }
 
+function showNumber(answer, source, boxes) {
+  const doubts = answer.digits.filter((digit) => digit.confidence < UNSURE).length;
+  const count = answer.digits.length === 1 ? "1 digit" : `${answer.digits.length} digits`;
+  statusLine.textContent =
+    `The model reads ${source} as ${answer.number} (${count}).` +
+    (doubts ? ` It is unsure of ${doubts === 1 ? "the digit" : "the digits"} marked.` : "");
+  numberOut.textContent = answer.number;
+  showBoxes(boxes, answer);
+  digitList.replaceChildren(
+    ...answer.digits.map((digit, index) => {
+      const item = document.createElement("li");
+      item.classList.toggle("unsure", digit.confidence < UNSURE);
+      const image = document.createElement("img");
+      image.src = `data:image/png;base64,${digit.image}`;
+      image.width = 56;
+      image.height = 56;
+      image.alt = `digit ${index + 1} as the model saw it (28 by 28)`;
+      const read = document.createElement("span");
+      read.className = "read";
+      read.textContent = String(digit.digit);
+      const sure = document.createElement("span");
+      sure.className = "sure";
+      sure.textContent = `${percent(digit.confidence, 0)} sure`;
+      item.append(image, read, sure);
+      return item;
+    }),
+  );
+}
+
+function showNumberError(reply, what) {
+  if (reply.response.status !== 422) showError(reply.detail);
+  else showError(`No digits found in ${what}: ${reply.detail.replace(/^no digits? found: /i, "")}`);
+}
+
+// A box around each digit found, with the digit read beside it, placed in percentages of
+// the image's pixel size (as the server saw it), so they follow the image however it is shown.
+function showBoxes(container, answer) {
+  const digits = answer ? answer.digits : [];
+  container.replaceChildren(
+    ...digits.map((digit) => {
+      const [left, top, right, bottom] = digit.box;
+      const box = document.createElement("span");
+      box.className = "box";
+      box.classList.toggle("unsure", digit.confidence < UNSURE);
+      box.dataset.digit = String(digit.digit);
+      box.style.left = percent(left / answer.width, 3);
+      box.style.top = percent(top / answer.height, 3);
+      box.style.width = percent((right - left) / answer.width, 3);
+      box.style.height = percent((bottom - top) / answer.height, 3);
+      const tag = document.createElement("span");
+      tag.className = "tag";
+      tag.textContent = String(digit.digit);
+      box.append(tag);
+      return box;
+    }),
+  );
+  container.dataset.count = String(digits.length);
+  if (answer) {
+    container.dataset.width = String(answer.width);
+    container.dataset.height = String(answer.height);
+  } else {
+    delete container.dataset.width;
+    delete container.dataset.height;
+  }
+}
+
+function showPhoto(scaled) {
+  if (photoUrl) URL.revokeObjectURL(photoUrl);
+  photoUrl = scaled ? scaled.url : null;
+  photo.hidden = !photoUrl;
+  if (photoUrl) {
+    photoImage.src = photoUrl;
+    photoCaption.textContent = `the photo sent (${scaled.width}\u00d7${scaled.height} pixels)`;
+  } else {
+    photoImage.removeAttribute("src");
+  }
+}
+
 function showError(message) {
-  resetResult();
+  clearAnswer();
   statusLine.classList.add("error");
   statusLine.textContent = message;
 }
 
-function resetResult() {
-  statusLine.classList.remove("error");
-  statusLine.textContent = "Draw a digit to see what the model reads.";
+// Forget the last answer, keeping the photo it was about (if any) on show.
+function clearAnswer() {
   digitOut.textContent = "?";
   confidenceOut.textContent = "";
   seen.removeAttribute("src");
@@ -158,23 +405,40 @@ function resetResult() {
     bar.querySelector(".percent").textContent = "0%";
     bar.classList.remove("top");
   });
+  numberOut.textContent = "?";
+  digitList.replaceChildren();
+  showBoxes(canvasBoxes, null);
+  showBoxes(photoBoxes, null);
 }
+
+function resetResult() {
+  clearAnswer();
+  showPhoto(null);
+  statusLine.classList.remove("error");
+  statusLine.textContent = MODES[mode].idle;
+}
+
+// --- Wiring ------------------------------------------------------------------------------
 
 canvas.addEventListener("pointerdown", startStroke);
 canvas.addEventListener("pointermove", continueStroke);
 canvas.addEventListener("pointerup", endStroke);
 canvas.addEventListener("pointercancel", endStroke);
 
-document.getElementById("clear").addEventListener("click", () => {
-  clearTimeout(debounceTimer);
-  latestRequest++;
-  clearCanvas();
-  resetResult();
-});
+for (const radio of document.querySelectorAll('input[name="mode"]')) {
+  radio.addEventListener("change", () => radio.checked && setMode(radio.value));
+}
+
+document.getElementById("clear").addEventListener("click", startAgain);
 
 fileInput.addEventListener("change", () => {
   sendFile(fileInput.files[0]);
   fileInput.value = "";
+});
+
+cameraInput.addEventListener("change", () => {
+  sendPhoto(cameraInput.files[0]);
+  cameraInput.value = "";
 });
 
 // A file dropped anywhere on the page is read, rather than the browser navigating to it.
@@ -189,4 +453,6 @@ document.addEventListener("drop", (event) => {
   sendFile(event.dataTransfer.files[0]);
 });
 
+// A reloaded page may come back with Number still ticked.
+setMode(document.querySelector('input[name="mode"]:checked')?.value || "digit");
 clearCanvas();
