@@ -4,7 +4,6 @@ the real development set in ../shared/numbers."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from handwritten import page
@@ -78,10 +77,6 @@ def test_lit_unevenly_paper_with_vignetting():
     assert_boxes(page.find_digits(image), boxes, slack=12)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limit: ruled lines dominate the stroke width, so pen strokes look solid",
-)
 def test_ruled_lines_crossing_the_digits_are_removed():
     image = paper(vignette=False)
     draw = ImageDraw.Draw(image)
@@ -91,10 +86,6 @@ def test_ruled_lines_crossing_the_digits_are_removed():
     assert_boxes(page.find_digits(image), boxes, slack=15)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limit: a long thick edge band inflates the stroke width estimate",
-)
 def test_page_edge_table_and_shadow_are_not_digits():
     image = Image.new("RGB", (1000, 700), (60, 45, 35))  # the table
     sheet = paper((800, 520))
@@ -137,10 +128,6 @@ def test_a_broken_stroke_and_a_bar_drawn_apart_stay_one_digit():
     assert found[1].box[3] > 305
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limit: two loops touching tangentially: the cut window falls inside a loop",
-)
 def test_two_touching_digits_are_cut_apart():
     image = paper(vignette=False)
     draw = ImageDraw.Draw(image)
@@ -177,9 +164,6 @@ def test_a_drawing_white_on_black_and_ink_in_alpha():
     assert_boxes(page.find_digits(alpha), boxes, slack=6)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="known limit: dark vignetted corners of blank paper read as ink"
-)
 def test_blank_paper_has_no_digits():
     image = paper()
     assert page.find_digits(image) == []

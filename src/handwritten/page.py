@@ -16,15 +16,20 @@ The steps, each in OpenCV so that no Python loop runs over pixels:
    i.e. a maximum filter on the bright paper, then a median) and each pixel is divided by it,
    per colour channel, so shadows, vignetting, tinted paper and coloured ink are all reduced
    to "how much darker than the paper around it". Light ink on a dark board is inverted first.
+   What shading that estimate leaves where the light falls off steeply (vignetted corners)
+   is measured on the paper-like pixels alone and taken off.
 3. Separate ink from paper relative to the image's own noise and ink contrast (hysteresis:
    sure ink, plus fainter ink beside it), not with a fixed grey level.
 4. Remove what is not writing: long thin horizontal or vertical runs (ruled and squared
    paper, table rules, guide lines, page and scanner edges) with the strokes that cross them
    put back, solid areas much thicker than a pen stroke (shadows, the table beyond the page),
    and specks.
+   The stroke width that these sizes build on is measured on stroke-shaped pieces, leaving
+   out thin ruled lines and pieces spanning the image (page edges, the table beyond).
 5. Group what is left into digits of the main text line: pieces one above the other are one
    digit (the bar of a 5, a broken stroke), components of a similar height near a common
-   line belong to the number, a piece too wide for one digit is cut where it has least ink.
+   line belong to the number, a piece too wide for one digit is cut where it has least ink,
+   and one holding two loops side by side (00, 60) is cut between them.
 
 Sizes are measured relative to the estimated stroke width and digit height of the image
 itself, so the same parameters serve a 46x34 table cell and a 12-megapixel photo.
@@ -62,12 +67,25 @@ STRONG_NOISE = 6.0
 WEAK_NOISE = 3.0
 MIN_STRONG = 0.1
 MIN_WEAK = 0.05
+# Darkness up to this is paper that the lighting estimate got wrong, or faint ink too sparse
+# to matter, when the remaining shading is measured (a stroke's core is far darker).
+SHADE_MAX = 2 * MIN_STRONG
 
 # A line is a thin run at least this many digit heights long (or spanning most of the image).
 LINE_HEIGHTS = 2.5
 LINE_SPAN = 0.8
+# The stroke width is measured on pieces at least this many times longer than thick.
+STROKE_ELONGATION = 3.0
+# A straight run this many times longer than thick is a drawn line, not a pen stroke.
+LINE_RATIO = 20
+# Pieces spanning the image are left out of the stroke width only while the others hold at
+# least this share of the outline.
+RUN_SHARE = 0.15
 # Solid regions at least this many stroke widths thick are shadows or edges, not writing.
 BLOB_STROKES = 3.0
+# ...and cover at least a square this many such widths a side: a shadow or the table, not a
+# blot of ink where strokes cross.
+BLOB_SIDE = 2.0
 # Pieces whose longer side is under this fraction of the digit height are specks.
 SPECK_HEIGHT = 0.25
 # Nothing smaller than this (working pixels) is read: it is grain, and unreadable anyway.
@@ -77,6 +95,8 @@ SPLIT_WIDTH = 1.15
 # Each part of a cut must stand at least this fraction of the piece's height.
 PART_HEIGHT = 0.6
 DIGIT_ASPECT = 0.85
+# Two loops are side by side (two digits) when they share this share of the shorter's rows.
+SIDE_BY_SIDE = 0.5
 
 
 @dataclass
@@ -321,7 +341,43 @@ def _darkness(rgb: np.ndarray) -> np.ndarray:
     paper = cv2.GaussianBlur(paper, (0, 0), side / 60)
     paper = cv2.resize(paper, (width, height), interpolation=cv2.INTER_LINEAR)
     ratio = rgb.astype(np.float32) / np.maximum(paper.astype(np.float32), 1.0)
-    return np.clip(1.0 - ratio.min(axis=-1), 0.0, 1.0)
+    darkness = np.clip(1.0 - _channel_min(ratio), 0.0, 1.0)
+    return _remove_shading(darkness, small_size)
+
+
+def _channel_min(array: np.ndarray) -> np.ndarray:
+    """The least of the colour channels (much faster than `array.min(axis=-1)`)."""
+    least = array[..., 0]
+    for channel in range(1, array.shape[-1]):
+        least = np.minimum(least, array[..., channel])
+    return least
+
+
+def _remove_shading(darkness: np.ndarray, small_size: tuple[int, int]) -> np.ndarray:
+    """Subtract the shading the paper estimate left behind.
+
+    The brightest-paper estimate runs ahead of light that falls off steeply (vignetted
+    corners, the edge of a shadow), leaving smooth darkness there that a threshold turns into
+    grainy ink. That residue is the local mean darkness of what looks like paper (pixels not
+    much darker than `SHADE_MAX`), taken at a small size; strokes are left out of the mean, so
+    their darkness is kept.
+    """
+    small = cv2.resize(darkness, small_size, interpolation=cv2.INTER_AREA)
+    sigma = max(small_size) / 24
+    # Shading keeps its slope past the image's edge (odd reflection): the darkest corner is
+    # at the edge, and a mirrored or repeated border would average it away.
+    pad = int(3 * sigma) + 1
+    small = np.pad(small, pad, mode="reflect", reflect_type="odd")
+    paper = np.float32(small < SHADE_MAX)
+    shade = cv2.GaussianBlur(small * paper, (0, 0), sigma)
+    shade /= np.maximum(cv2.GaussianBlur(paper, (0, 0), sigma), 1e-3)
+    shade = shade[pad:-pad, pad:-pad]
+    # Shading as even as the paper's own level is no harm: the ink thresholds are measured
+    # from that level. Only where it rises above it is it taken off.
+    shade = np.maximum(shade - float(np.median(shade)), 0.0)
+    height, width = darkness.shape
+    shade = cv2.resize(shade, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.clip(darkness - shade, 0.0, 1.0)
 
 
 def _odd(value: float) -> int:
@@ -376,17 +432,72 @@ def _ink_mask(darkness: np.ndarray) -> np.ndarray | None:
     return np.uint8((sure > 0) | ((darkness >= weak) & (near > 0)))
 
 
+def _label_means(labels: np.ndarray, values: np.ndarray, where: np.ndarray, count: int):
+    """The mean of `values` over the pixels of each label (0 where a label has none)."""
+    chosen = labels[where]
+    total = np.bincount(chosen, weights=values[where], minlength=count)
+    pixels = np.bincount(chosen, minlength=count)
+    return total / np.maximum(pixels, 1)
+
+
 def _stroke_width(mask: np.ndarray) -> float:
-    """The typical pen width: twice area over outline per piece, weighted by outline length."""
+    """The typical pen width: twice area over outline per piece, weighted by outline length.
+
+    Only pieces shaped like strokes (several times longer than thick: no specks or blobs)
+    are measured, and not what is plainly no writing: thin straight lines (ruled paper can
+    hold more outline than all the writing) and pieces spanning the image (a page edge or
+    the table beyond it, a band far thicker than a pen). Those are set aside only while the
+    rest still holds a fair share of the outline: in a close-up the digit itself may span
+    the image.
+    """
+    rest = mask & (1 - _thin_lines(mask))
+    widths, weights, spanning = _piece_widths(rest)
+    writing = ~spanning
+    if weights[writing].sum() >= RUN_SHARE * weights.sum() and writing.any():
+        widths, weights = widths[writing], weights[writing]
+    if not weights.any():
+        widths, weights, _ = _piece_widths(mask)
+    if not weights.any():
+        return 2.0
+    return max(1.5, _weighted_median(widths, weights))
+
+
+def _thin_lines(mask: np.ndarray) -> np.ndarray:
+    """Ink in straight horizontal or vertical runs at least an eighth of the image long (a
+    slight slope allowed) and `LINE_RATIO` times longer than thick, grown by a pixel to
+    take in their ragged rims. A pen stroke, even a digit filling a close-up, is stubbier."""
+    height, width = mask.shape
+    depth = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
+    lines = np.zeros_like(mask)
+    for axis, kernel in ((0, (1, _odd(width / 8))), (1, (_odd(height / 8), 1))):
+        runs = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones(kernel, np.uint8))
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
+        if count <= 1:
+            continue
+        length = stats[:, cv2.CC_STAT_WIDTH if axis == 0 else cv2.CC_STAT_HEIGHT]
+        # The thickness of the ink the run lies in (a run can be a sliver of a slanted
+        # stroke): across a band, the depth inside the ink averages a quarter of its width.
+        thickness = 4.0 * _label_means(labels, depth, runs > 0, count)
+        thin = length >= LINE_RATIO * thickness
+        thin[0] = False
+        lines |= np.uint8(thin[labels])
+    return cv2.dilate(lines, np.ones((3, 3), np.uint8))
+
+
+def _piece_widths(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each stroke-shaped piece's width (twice area over outline), its outline length, and
+    whether it spans most of the image's width or height."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     outline = mask & ~cv2.erode(mask, np.ones((3, 3), np.uint8))
     perimeter = np.bincount(labels[outline > 0], minlength=count)[1:].astype(np.float64)
     area = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
-    keep = (area >= 8) & (perimeter > 0)
-    if not keep.any():
-        return 2.0
-    widths = 2.0 * area[keep] / perimeter[keep]
-    return max(1.5, _weighted_median(widths, perimeter[keep]))
+    widths = 2.0 * area / np.maximum(perimeter, 1.0)
+    across = stats[1:, cv2.CC_STAT_WIDTH] / mask.shape[1]
+    down = stats[1:, cv2.CC_STAT_HEIGHT] / mask.shape[0]
+    longest = np.maximum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT])
+    keep = (area >= 8) & (perimeter > 0) & (longest >= STROKE_ELONGATION * widths)
+    spanning = np.maximum(across, down) >= LINE_SPAN
+    return widths[keep], perimeter[keep], spanning[keep]
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
@@ -403,25 +514,63 @@ def _remove_blobs(mask: np.ndarray, stroke: float) -> np.ndarray:
     solid = cv2.morphologyEx(mask, cv2.MORPH_OPEN, disk)
     if not solid.any():
         return mask
+    # A blot where strokes cross or a pen rested is solid too, but small.
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=8)
+    large = stats[:, cv2.CC_STAT_AREA] >= (BLOB_SIDE * size) ** 2
+    large[0] = False
+    if not large.any():
+        return mask
+    solid = np.uint8(large[labels])
     grow = _odd(stroke)
     solid = cv2.dilate(solid, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (grow, grow)))
     return mask & (1 - solid)
 
 
 def _text_height(mask: np.ndarray, stroke: float) -> float:
-    """The height of the writing: median height of the pieces weighted by their ink, after
-    long thin runs (lines) are set aside."""
+    """The height of the writing: median height of the digits weighted by their ink, after
+    long thin runs (lines) are set aside. Pieces one above the other count as one digit, as
+    they are read: a stroke broken in two must not halve the height, or a 1 beside it would
+    look like a rule much taller than the writing."""
     _, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     stats = stats[1:]
+    if not len(stats):
+        return 4.0
+    digits = _stack_pieces(stats[_writing_like(stats, stroke)])
+    height = digits[:, cv2.CC_STAT_HEIGHT].astype(np.float64)
+    return max(4.0, _weighted_median(height, digits[:, cv2.CC_STAT_AREA].astype(np.float64)))
+
+
+def _writing_like(stats: np.ndarray, stroke: float) -> np.ndarray:
+    """Pieces shaped like pen strokes: longer than a few strokes, not solid, not a long thin
+    run (a rule, a 1); all of them when none is."""
     width = stats[:, cv2.CC_STAT_WIDTH]
     height = stats[:, cv2.CC_STAT_HEIGHT]
     area = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
     thickness = area / np.maximum(1, np.maximum(width, height))
     keep = (np.maximum(width, height) >= 3 * stroke) & (thickness < 4 * stroke)
     keep &= np.maximum(width, height) < 8 * np.minimum(width, height)
-    if not keep.any():
-        keep = np.ones_like(keep)
-    return max(4.0, _weighted_median(height[keep].astype(np.float64), area[keep]))
+    return keep if keep.any() else np.ones_like(keep)
+
+
+def _stack_pieces(stats: np.ndarray) -> np.ndarray:
+    """Component statistics (left, top, width, height, area) with pieces that share most of
+    the narrower one's columns merged into one box, left to right."""
+    merged: list[list[int]] = []
+    for left, top, width, height, area in sorted(stats.tolist()):
+        if merged:
+            last = merged[-1]
+            shared = min(last[0] + last[2], left + width) - max(last[0], left)
+            if shared > 0.5 * min(last[2], width):
+                right, bottom = (
+                    max(last[0] + last[2], left + width),
+                    max(last[1] + last[3], top + height),
+                )
+                last[0], last[1] = min(last[0], left), min(last[1], top)
+                last[2], last[3] = right - last[0], bottom - last[1]
+                last[4] += area
+                continue
+        merged.append([left, top, width, height, area])
+    return np.array(merged, dtype=np.int64).reshape(-1, 5)
 
 
 def _remove_lines(mask: np.ndarray, stroke: float, text_height: float) -> np.ndarray:
@@ -607,11 +756,12 @@ def _split_wide(page: _Page, labels: np.ndarray, groups: list[_Group]) -> list[_
     for group in groups:
         height = max(group.height, 0.8 * tall)
         parts = int(group.width / expected + 0.35)
-        if group.width <= SPLIT_WIDTH * height or parts < 2:
+        region = np.isin(labels[group.top : group.bottom, group.left : group.right], group.labels)
+        cuts = _between_loops(region, page.stroke)
+        if not cuts and (group.width <= SPLIT_WIDTH * height or parts < 2):
             result.append(group)
             continue
-        region = np.isin(labels[group.top : group.bottom, group.left : group.right], group.labels)
-        cuts = _cut_columns(region, parts, page.stroke)
+        cuts = cuts or _cut_columns(region, parts, page.stroke)
         parts_found = _cut(group, region, cuts) if cuts else []
         result.extend(parts_found if parts_found else [group])
     return result
@@ -647,21 +797,47 @@ def _cut_columns(region: np.ndarray, parts: int, stroke: float) -> list[int]:
 
 def _loop_columns(region: np.ndarray, stroke: float) -> np.ndarray:
     """Columns that cross a sizeable hole in the ink (after closing gaps under a stroke)."""
+    looped = np.zeros(region.shape[1], bool)
+    for left, _, hole_width, _ in _holes(region, stroke):
+        # The middle of the hole: cutting at its very edge is cutting beside the loop.
+        margin = hole_width // 5
+        looped[max(0, left + margin) : left + hole_width - margin] = True
+    return looped
+
+
+def _holes(region: np.ndarray, stroke: float) -> list[tuple[int, int, int, int]]:
+    """(left, top, width, height) of each sizeable hole in the ink, after closing gaps under
+    a stroke, left to right."""
     mask = np.uint8(region)
     grow = _odd(stroke)
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((grow, grow), np.uint8))
     padded = np.pad(1 - mask, 1, constant_values=1)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(padded, connectivity=4)
     outside = labels[0, 0]
-    looped = np.zeros(region.shape[1], bool)
+    holes = []
     for index in range(1, count):
-        left, _, hole_width, _hole_height, area = stats[index]
+        left, top, hole_width, hole_height, area = stats[index]
         if index == outside or area < (2 * stroke) ** 2 or hole_width < 2 * stroke:
             continue
-        # The middle of the hole: cutting at its very edge is cutting beside the loop.
-        margin = hole_width // 5
-        looped[max(0, left - 1 + margin) : left - 1 + hole_width - margin] = True
-    return looped
+        holes.append((int(left) - 1, int(top) - 1, int(hole_width), int(hole_height)))
+    return sorted(holes)
+
+
+def _between_loops(region: np.ndarray, stroke: float) -> list[int]:
+    """Cuts between loops side by side (sharing most of their rows, no column): no single
+    digit has two, so they are touching digits such as 00 or 60, whatever their width.
+    Each cut is the column of least ink between the two holes; none when there is no such
+    pair (the loops of an 8 are one above the other)."""
+    holes = _holes(region, stroke)
+    columns = region.sum(axis=0)
+    cuts = [0]
+    for (left, top, width, height), (left2, top2, _, height2) in itertools.pairwise(holes):
+        rows = min(top + height, top2 + height2) - max(top, top2)
+        start, stop = left + width, left2
+        if stop <= start or rows < SIDE_BY_SIDE * min(height, height2):
+            continue
+        cuts.append(start + int(np.argmin(columns[start:stop])))
+    return [*cuts, region.shape[1]] if len(cuts) > 1 else []
 
 
 def _cut(group: _Group, region: np.ndarray, cuts: list[int]) -> list[_Group]:
