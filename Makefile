@@ -40,12 +40,14 @@ fuzz: $(VENV)/.installed-test
 # record-% keeps the scores on the development drawings in ../shared in the model's card.
 SHIPPED_FILE = $(BIN)/python -c 'import sys; from handwritten.registry import get; print(get(sys.argv[1]).shipped_file)'
 DEVELOPMENT_SETS ?= ../shared/user-digits ../shared/photos
+DEVELOPMENT_NUMBERS ?= ../shared/numbers
 
 train-%: $(VENV)/.installed
 	$(BIN)/handwritten train --model $* --seed 42 --output models/$$($(SHIPPED_FILE) $*) --force
 
 record-%: $(VENV)/.installed
-	$(BIN)/handwritten evaluate --model $* --runtime keras --record $(addprefix --drawings ,$(DEVELOPMENT_SETS))
+	$(BIN)/handwritten evaluate --model $* --runtime keras --record \
+		$(addprefix --drawings ,$(DEVELOPMENT_SETS)) --numbers $(DEVELOPMENT_NUMBERS)
 
 ship-%: train-% record-%
 	$(MAKE) export-onnx
@@ -65,13 +67,48 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install --quiet -e .
+# Installs come from the lock files, exact versions with the SHA-256 of every file, so a new
+# upstream release cannot change what `make run` or `make test` installs; the project itself
+# then goes in editable, without dependencies. `make lock` writes the locks (below).
+$(VENV)/.installed: requirements/run.txt pyproject.toml | $(VENV)/bin/python
+	$(PIP) install --quiet --require-hashes -r requirements/run.txt
+	$(PIP) install --quiet --no-deps -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install --quiet -e '.[test]'
+$(VENV)/.installed-test: requirements/test.txt pyproject.toml | $(VENV)/bin/python
+	$(PIP) install --quiet --require-hashes -r requirements/test.txt
+	$(PIP) install --quiet --no-deps -e .
 	touch $@ $(VENV)/.installed
+
+# The lock files, regenerated from pyproject.toml by `make lock` after changing its dependencies
+# (pins that still fit are kept; `make lock LOCK_ARGS=--upgrade` moves every pin to the newest
+# release), then committed:
+#   requirements/run.txt   the dependencies, for `make run`: Python 3.10+
+#   requirements/test.txt  the same versions plus the test and export extras, for `make test`:
+#                          Python 3.11+ (httpx2, a test tool, needs 3.11)
+# Both are universal: one file for every platform, whose markers pick tensorflow-cpu on Linux
+# x86_64 and tensorflow elsewhere. uv rather than pip-tools because only uv's
+# `pip compile --universal` locks for every platform and Python at once (pip-compile locks for
+# the machine it runs on); `make lock` installs this pinned uv into .venv.
+UV_VERSION := 0.13.9
+LOCK_ARGS ?=
+
+.PHONY: lock
+lock: | $(VENV)/bin/python
+	$(PIP) install --quiet uv==$(UV_VERSION)
+	mkdir -p requirements
+	$(call lock-file,requirements/run.txt,3.10)
+	$(call lock-file,requirements/test.txt,3.11,--extra test --extra export -c requirements/run.txt)
+
+# $(call lock-file,FILE,LOWEST_PYTHON,MORE_ARGS): resolve and hash, then head FILE with what
+# it covers.
+define lock-file
+	$(BIN)/uv pip compile pyproject.toml --python $(BIN)/python --universal --python-version $(2) \
+		--generate-hashes --no-header --no-python-downloads --quiet $(3) $(LOCK_ARGS) -o $(1)
+	{ printf '%s\n' '# $(1): made by `make lock` from pyproject.toml; do not edit by hand.' \
+		'# Universal: every platform (markers choose), Python $(2)+. Installed by make with' \
+		'# pip install --require-hashes -r $(1)'; cat $(1); } > $(1).tmp && mv $(1).tmp $(1)
+endef
 
 # The browser test (tests/test_e2e.py) drives Debian's Chromium: Playwright's own browser
 # download is not used. Installing it needs root, as on CI.

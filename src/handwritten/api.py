@@ -82,9 +82,14 @@ class MnistScore:
     labels: np.ndarray
 
 
-def evaluate(classifier: Classifier, data_dir: Source | None = None) -> MnistScore:
-    """Score a model on the MNIST test set: the figure reported apart, never chosen on."""
-    mnist = data.load_mnist(data_dir)
+def evaluate(classifier: Classifier, mnist: data.Mnist | Source | None = None) -> MnistScore:
+    """Score a model on the MNIST test set: the figure reported apart, never chosen on.
+
+    `mnist` is MNIST already loaded, or the folder to load it from (default: as `load_mnist`
+    finds it).
+    """
+    if not isinstance(mnist, data.Mnist):
+        mnist = data.load_mnist(mnist)
     probabilities = classifier.probabilities(mnist.x_test)
     return MnistScore(score(probabilities, mnist.y_test), probabilities, mnist.x_test, mnist.y_test)
 

@@ -273,12 +273,14 @@ def _train(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from handwritten import api
+    from handwritten.data import load_mnist
     from handwritten.evaluate import format_report
 
-    classifier = api.load(args.model, args.runtime)
     if args.drawings or args.numbers:
-        return _evaluate_drawings(args, classifier)
-    scored = api.evaluate(classifier, args.data_dir)
+        return _evaluate_drawings(args, api.load(args.model, args.runtime))
+    mnist = load_mnist(args.data_dir)  # A broken MNIST file is named before a model loads.
+    classifier = api.load(args.model, args.runtime)
+    scored = api.evaluate(classifier, mnist)
     print(json.dumps(scored.result.to_json()) if args.json else format_report(scored.result))
     if args.report:
         from handwritten.report import write_report

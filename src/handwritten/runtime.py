@@ -108,6 +108,9 @@ def open_onnx_unchecked(path: Path) -> onnxruntime.InferenceSession:
     """An ONNX Runtime session on the CPU, tuned for two shared cores; nothing checked yet."""
     import onnxruntime
 
+    # ONNX Runtime sends usage events to its makers unless told not to; nothing here should
+    # talk to the network behind the user's back.
+    onnxruntime.disable_telemetry_events()
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = _usable_cpus()
     options.inter_op_num_threads = 1
