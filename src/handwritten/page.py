@@ -66,6 +66,9 @@ SMALL_CANVAS = 64
 STRONG_NOISE = 6.0
 WEAK_NOISE = 3.0
 MIN_STRONG = 0.1
+# Paper this even (a robust standard deviation of its darkness) is a digital canvas: no
+# show-through or JPEG ringing to guard against, so faint strokes beside dark ones are ink.
+CLEAN_NOISE = 0.005
 MIN_WEAK = 0.05
 # Darkness up to this is paper that the lighting estimate got wrong, or faint ink too sparse
 # to matter, when the remaining shading is measured (a stroke's core is far darker).
@@ -416,13 +419,14 @@ def _ink_mask(darkness: np.ndarray) -> np.ndarray | None:
     step = max(1, int(np.sqrt(darkness.size / 250_000)))
     sample = darkness[::step, ::step]
     centre = float(np.median(sample))
-    noise = max(1.4826 * float(np.median(np.abs(sample - centre))), 0.005)
+    noise = max(1.4826 * float(np.median(np.abs(sample - centre))), CLEAN_NOISE)
     level = float(np.percentile(sample, 99.9))
+    relative = (0.45 if noise > CLEAN_NOISE else 0.2) * level
     strong = max(
         MIN_STRONG,
         centre + 4 * noise,
         min(centre + STRONG_NOISE * noise, 0.6 * level),
-        0.45 * level,
+        relative,
     )
     weak = max(0.5 * strong, centre + WEAK_NOISE * noise, MIN_WEAK)
     sure = np.uint8(darkness >= strong)

@@ -218,9 +218,7 @@ def read_digits(classifier: Classifier, data: bytes, name: str) -> NumberOut:
     if not reading.digits:
         raise HTTPException(422, _no_ink(name))
     width, height = reading.size
-    digits = [
-        DigitOut(**_prediction_out(p).model_dump(), box=list(p.box)) for p in reading.digits
-    ]
+    digits = [DigitOut(**_prediction_out(p).model_dump(), box=list(p.box)) for p in reading.digits]
     return NumberOut(number=reading.number, digits=digits, width=width, height=height)
 
 
