@@ -49,7 +49,8 @@ def test_pictures_are_the_promised_size(report) -> None:
     folder, printed = report
     wrong = printed["n"] - np.trace(printed["confusion"])
     assert wrong > 100, "the grid below is capped at 100 mistakes"
-    picture(folder / "confusion.png", (700, 600), min_ink=0.2)
+    # Only the cells holding a confusion are coloured: how many depends on the model.
+    picture(folder / "confusion.png", (700, 600), min_ink=0.1)
     picture(folder / "mistakes.png", (1000, 1345), min_ink=0.3)
 
 
