@@ -23,7 +23,7 @@ from pathlib import Path
 
 import keras
 import pytest
-from conftest import ROOT
+from conftest import MNIST_DIR, ROOT
 from drawings import draw
 
 from handwritten.cli import main
@@ -305,14 +305,14 @@ def test_every_command_refuses_a_bad_model_in_one_line(
     bad_models: dict[str, Path],
     bad: str,
     command: str,
-    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """`serve` must fail before it listens; `evaluate` before it reads MNIST (none here)."""
+    """`serve` must fail before it listens; `evaluate`, which reads MNIST first (so a broken
+    data file is named without waiting for a model), on the model it is given."""
     path = bad_models[bad]
     rest = {
         "predict": [str(ROOT / "digits")],
-        "evaluate": ["--data-dir", str(tmp_path / "no-mnist")],
+        "evaluate": ["--data-dir", str(MNIST_DIR)],
         "serve": ["--port", str(free_port())],
     }[command]
     assert main([command, "--model", str(path), *rest]) == 1
