@@ -35,7 +35,7 @@ class Prediction:
     """One input's result; `digit` is None when the image holds no ink or could not be read.
 
     `box` (left, top, right, bottom, in the image's pixels) is where a digit of a number was
-    found; `source` is the image as given, kept for previews.
+    found.
     """
 
     path: str
