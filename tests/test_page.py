@@ -176,16 +176,19 @@ def test_blank_evenly_lit_paper_has_no_digits():
     assert page.find_digit(image) is None
 
 
-def test_single_digit_and_clean_page():
+def test_single_digit_on_paper():
     image = paper((400, 500))
     (box,) = write(image, "4", 120, 120, 250, 10)
     digit = page.find_digit(image)
     assert digit is not None
     assert all(abs(a - b) <= 15 for a, b in zip(digit.box, box, strict=True))
-    ink = page.clean_page(image)
-    scale = ink.shape[0] / 500  # a small image is enlarged to page.MIN_WORK_SIDE
-    assert ink.dtype == np.float32
-    assert ink.shape == (512, round(400 * scale))
-    rows = np.flatnonzero(ink.max(axis=1) > 0.5) / scale
-    assert abs(rows[0] - box[1]) <= 10
-    assert abs(rows[-1] - box[3]) <= 10
+    assert ink_to_mnist(digit.ink).shape == (28, 28)
+
+
+def test_drawings_and_photos_are_told_apart():
+    canvas = Image.new("RGB", (300, 300), "white")
+    ImageDraw.Draw(canvas).line([(150, 0), (150, 300)], fill="black", width=12)  # off the edge
+    assert page.is_plain_canvas(canvas)
+    assert page.is_plain_canvas(Image.new("RGBA", (200, 200), (0, 0, 0, 0)))
+    assert page.is_plain_canvas(Image.new("L", (28, 28), 128))
+    assert not page.is_plain_canvas(paper((400, 300)))

@@ -226,24 +226,6 @@ def _gray_on_white(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("L"), np.float32)
 
 
-def clean_page(image: Image.Image) -> np.ndarray:
-    """The ink of the whole image with lines, shadows, edges and specks removed.
-
-    float32, 0 paper to 1 full ink, white on black, at the working scale (longest side
-    between `MIN_WORK_SIDE` and `WORK_SIDE`, the image's proportions kept); all zeros when
-    there is no ink. Specks are not removed here: that needs the digit height, a property
-    of the digits found. For a photo of a single digit this can
-    go straight to `preprocess.ink_to_mnist`.
-    """
-    page = _clean(image, _work_scale(image.size))
-    if page is None:
-        side = _work_scale(image.size)
-        return np.zeros(
-            (max(1, round(image.height * side)), max(1, round(image.width * side))), np.float32
-        )
-    return np.where(page.mask > 0, page.ink, 0.0).astype(np.float32)
-
-
 def _work_scale(size: tuple[int, int]) -> float:
     longest = max(size)
     if longest > WORK_SIDE:
