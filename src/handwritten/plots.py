@@ -127,7 +127,7 @@ def number_figure(reading: NumberReading) -> Figure:
             xytext=(0, 4),
             textcoords="offset points",
         )
-    photo.set_title(reading.describe())
+    photo.set_title(f"{Path(reading.path).name}: read {reading.number or 'no digits'}")
     for index, digit in enumerate(reading.digits):
         seen = figure.add_subplot(grid[1, index])
         seen.imshow(_seen(digit), cmap="gray", vmin=0, vmax=255)
