@@ -114,3 +114,21 @@ def test_evaluate_numbers_counts_exact_readings(classifier, tmp_path: Path) -> N
     assert result["images"] == 2
     assert result["correct"] == (read[str(tmp_path / "a.png")] == "17")
     assert str(tmp_path / "b.png") in {miss["path"] for miss in result["wrong"]}
+
+
+def test_a_photo_stored_sideways_is_read_upright(classifier) -> None:
+    from test_page import paper, write
+
+    upright = paper((900, 500))
+    boxes = write(upright, "1740", 150, 150, 160, 10)
+    sideways = upright.rotate(90, expand=True)  # as a phone held sideways stores it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to show"
+    buffer = io.BytesIO()
+    sideways.save(buffer, format="JPEG", quality=92, exif=exif)
+    reading = api.read_number(buffer.getvalue(), classifier, "sideways.jpg")
+    assert reading.size == upright.size
+    assert reading.number == api.read_number(_png(upright), classifier).number
+    assert len(reading.digits) == 4
+    for digit, box in zip(reading.digits, boxes, strict=True):
+        assert all(abs(a - b) <= 12 for a, b in zip(digit.box, box, strict=True))
