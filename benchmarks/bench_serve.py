@@ -70,7 +70,7 @@ def _server(runtime: str, workers: int) -> Iterator[tuple[str, subprocess.Popen]
     command = [HANDWRITTEN, "serve", *address]
     if runtime == "floor":
         command = [PYTHON, "-m", "uvicorn", "floor_app:app", "--app-dir", str(BENCHMARKS)]
-        command += [*address, "--no-access-log"]
+        command += [*address, "--no-access-log", "--http", "handwritten.serve:NoDelayH11Protocol"]
     env = {**os.environ, "HANDWRITTEN_RUNTIME": runtime}
     with tempfile.TemporaryDirectory() as folder:
         log = Path(folder) / "serve.log"

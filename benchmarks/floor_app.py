@@ -1,11 +1,13 @@
 """The floor under the server's latency: the same HTTP stack answering without doing any work.
 
-FastAPI under uvicorn, started the way `handwritten serve` starts it, reading the request body
+FastAPI under uvicorn, started the way `handwritten serve` starts it (with its HTTP protocol,
+which turns Nagle's algorithm off), reading the request body
 and answering a fixed digit: no image decoding, no preprocessing, no model. Loaded by the
 same clients as the real server, it shows how much of a request's time the HTTP stack and the
 load client take on this machine before the project does anything.
 
-    .venv/bin/python -m uvicorn floor_app:app --app-dir benchmarks --port 8001
+    .venv/bin/python -m uvicorn floor_app:app --app-dir benchmarks --port 8001 \
+        --http handwritten.serve:NoDelayH11Protocol
 """
 
 from __future__ import annotations

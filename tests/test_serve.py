@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import logging
@@ -11,15 +12,24 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
+import uvicorn
+import uvicorn.server
 from drawings import draw
 from fastapi.testclient import TestClient
 from PIL import Image
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from handwritten.cli import main
 from handwritten.predict import load_digit
 from handwritten.registry import resolve_model
 from handwritten.runtime import RUNTIME_ENV, onnx_path
-from handwritten.serve import MAX_BODY_BYTES, MODEL_ENV, app_from_env, create_app
+from handwritten.serve import (
+    MAX_BODY_BYTES,
+    MODEL_ENV,
+    NoDelayH11Protocol,
+    app_from_env,
+    create_app,
+)
 
 
 def encode(image: Image.Image, kind: str = "PNG") -> bytes:
@@ -297,3 +307,32 @@ def test_predict_number_rejects_bad_input(
     )
     assert response.status_code == status
     assert words in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("protocol", "nodelay"), [(H11Protocol, False), (NoDelayH11Protocol, True)]
+)
+def test_connections_turn_nagle_off_when_workers_bind_the_socket(protocol, nodelay) -> None:
+    """uvicorn's workers share a socket bound with proto 0, where asyncio leaves Nagle on."""
+
+    async def accepted_nodelay() -> bool:
+        listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # proto 0, as uvicorn's
+        listening.bind(("127.0.0.1", 0))
+        config = uvicorn.Config(create_app(model="seed"), http=protocol)
+        config.load()
+        state = uvicorn.server.ServerState()
+        server = await asyncio.get_running_loop().create_server(
+            lambda: protocol(config=config, server_state=state, app_state={}), sock=listening
+        )
+        _, writer = await asyncio.open_connection(*listening.getsockname())
+        while not state.connections:
+            await asyncio.sleep(0.01)
+        (connection,) = state.connections
+        option = connection.transport.get_extra_info("socket").getsockopt(
+            socket.IPPROTO_TCP, socket.TCP_NODELAY
+        )
+        writer.close()
+        server.close()
+        return bool(option)
+
+    assert asyncio.run(accepted_nodelay()) is nodelay
