@@ -222,8 +222,9 @@ def _train(seed: dict) -> str:
     )
     rows += [
         "",
-        "The project's fit() also scores the test set after each epoch (its history and "
-        "card record it); the reference scores it once at the end.",
+        "The project's fit() also scores held-out images after each epoch (its history and "
+        "card record them: the test set at commits before the validation split, the 5,000 "
+        "validation images since); the reference scores the test set once at the end.",
     ]
     return "\n".join(rows)
 
