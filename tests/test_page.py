@@ -192,3 +192,19 @@ def test_drawings_and_photos_are_told_apart():
     assert page.is_plain_canvas(Image.new("RGBA", (200, 200), (0, 0, 0, 0)))
     assert page.is_plain_canvas(Image.new("L", (28, 28), 128))
     assert not page.is_plain_canvas(paper((400, 300)))
+
+
+def test_twenty_digits_on_one_line():
+    image = paper((2600, 400))
+    text = "14702" * 4
+    boxes = write(image, text, 60, 120, 140, 9)
+    assert_boxes(page.find_digits(image), boxes, slack=8)
+
+
+def test_digits_of_mixed_sizes_on_a_slanted_line():
+    image = paper((1100, 600))
+    boxes = []
+    for index, (digit, height) in enumerate(zip("7410", (150, 120, 170, 135), strict=True)):
+        left, top = 120 + 210 * index, 160 + 25 * index  # the line climbs down to the right
+        boxes += write(image, digit, left, top, height, 9)
+    assert_boxes(page.find_digits(image), boxes, slack=8)
