@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,19 +100,8 @@ def evaluate_drawings(folder: Source, classifier: Classifier) -> dict[str, Any]:
     Images that cannot be read or hold no ink count as wrong: a user gets no answer for them.
     """
     paths, labels = _labelled_images(Path(folder))
-    predictions = predict_files(paths, classifier)
-    correct = sum(p.digit == label for p, label in zip(predictions, labels, strict=True))
-    return {
-        "folder": str(folder),
-        "images": len(labels),
-        "correct": int(correct),
-        "accuracy": correct / len(labels),
-        "wrong": [
-            {"path": p.path, "label": label, "read": p.digit}
-            for p, label in zip(predictions, labels, strict=True)
-            if p.digit != label
-        ],
-    }
+    read = [prediction.digit for prediction in predict_files(paths, classifier)]
+    return _scores(folder, paths, labels, read)
 
 
 def evaluate_numbers(folder: Source, classifier: Classifier) -> dict[str, Any]:
@@ -122,29 +111,39 @@ def evaluate_numbers(folder: Source, classifier: Classifier) -> dict[str, Any]:
     table = Path(folder) / "labels.csv"
     if not table.is_file():
         raise DataError(f"{table}: missing; give a labels.csv with file,label (the digits).")
-    with open(table, newline="", encoding="utf-8") as rows:
-        pairs = [(Path(folder) / row["file"], row["label"].strip()) for row in csv.DictReader(rows)]
-    readings = read_numbers([path for path, _ in pairs], classifier)
+    pairs = _labels_table(table, str.strip)
+    paths, labels = [path for path, _ in pairs], [label for _, label in pairs]
+    read = [reading.number for reading in read_numbers(paths, classifier)]
+    return _scores(folder, paths, labels, read)
+
+
+def _scores(folder: Source, paths: list[Path], labels: list, read: list) -> dict[str, Any]:
+    """What `evaluate --drawings` and `--numbers` report: counts and every misreading."""
     wrong = [
-        {"path": r.path, "label": label, "read": r.number}
-        for r, (_, label) in zip(readings, pairs, strict=True)
-        if r.number != label
+        {"path": str(path), "label": label, "read": answer}
+        for path, label, answer in zip(paths, labels, read, strict=True)
+        if answer != label
     ]
-    correct = len(pairs) - len(wrong)
+    correct = len(labels) - len(wrong)
     return {
         "folder": str(folder),
-        "images": len(pairs),
+        "images": len(labels),
         "correct": correct,
-        "accuracy": correct / len(pairs) if pairs else 0.0,
+        "accuracy": correct / len(labels) if labels else 0.0,
         "wrong": wrong,
     }
+
+
+def _labels_table(table: Path, label: Callable[[str], Any]) -> list[tuple[Path, Any]]:
+    """(image path, label) from a labels.csv with columns file,label."""
+    with open(table, newline="", encoding="utf-8") as rows:
+        return [(table.parent / row["file"], label(row["label"])) for row in csv.DictReader(rows)]
 
 
 def _labelled_images(folder: Path) -> tuple[list[Path], list[int]]:
     table = folder / "labels.csv"
     if table.is_file():
-        with open(table, newline="", encoding="utf-8") as rows:
-            pairs = [(folder / row["file"], int(row["label"])) for row in csv.DictReader(rows)]
+        pairs = _labels_table(table, int)
     else:
         pairs = [
             (path, digit)

@@ -277,7 +277,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from handwritten.evaluate import format_report
 
     if args.drawings or args.numbers:
-        return _evaluate_drawings(args, api.load(args.model, args.runtime))
+        return _evaluate_labelled(args, api.load(args.model, args.runtime))
     mnist = load_mnist(args.data_dir)  # A broken MNIST file is named before a model loads.
     classifier = api.load(args.model, args.runtime)
     scored = api.evaluate(classifier, mnist)
@@ -297,7 +297,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate_drawings(args: argparse.Namespace, classifier) -> int:
+def _evaluate_labelled(args: argparse.Namespace, classifier) -> int:
     from handwritten import api
 
     results = [api.evaluate_drawings(folder, classifier) for folder in args.drawings or ()]

@@ -44,6 +44,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from handwritten.preprocess import gray_on_white, has_transparency
+
 # Longest side of the first pass: enough for digits 1/40 of the photo tall, fast on any photo.
 WORK_SIDE = 1280
 # A small crop is enlarged to at least this longest side so that kernels of a few stroke
@@ -206,24 +208,16 @@ def is_plain_canvas(image: Image.Image) -> bool:
     """
     if max(image.size) <= SMALL_CANVAS:
         return True
-    if _has_alpha(image):
+    if has_transparency(image):
         alpha = np.asarray(image.convert("RGBA").getchannel("A"))
         if np.median(alpha) < 128:
             return True
     width, height = image.size
     strips = [(0, 0, width, 1), (0, height - 1, width, height), (0, 0, 1, height)]
     strips.append((width - 1, 0, width, height))
-    border = np.concatenate([_gray_on_white(image.crop(strip)).ravel() for strip in strips])
+    border = 255 * np.concatenate([gray_on_white(image.crop(strip)).ravel() for strip in strips])
     near_paper = np.abs(border - np.median(border)) <= FLAT_BORDER / 2
     return bool(near_paper.mean() >= PLAIN_BORDER)
-
-
-def _gray_on_white(image: Image.Image) -> np.ndarray:
-    """Grey levels as a paint program shows them: transparency over a white canvas."""
-    if _has_alpha(image):
-        rgba = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255,) * 4), rgba)
-    return np.asarray(image.convert("L"), np.float32)
 
 
 def _work_scale(size: tuple[int, int]) -> float:
@@ -249,7 +243,7 @@ def _pixels(image: Image.Image, scale: float) -> tuple[np.ndarray | None, np.nda
     array copy), then resized exactly with OpenCV.
     """
     if image.mode not in ("L", "LA", "RGB", "RGBA"):
-        image = image.convert("RGBA" if _has_alpha(image) else "RGB")
+        image = image.convert("RGBA" if has_transparency(image) else "RGB")
     width = max(1, round(image.width * scale))
     height = max(1, round(image.height * scale))
     factor = int(1 / scale) if scale < 1 else 1
@@ -280,10 +274,6 @@ def _pixels(image: Image.Image, scale: float) -> tuple[np.ndarray | None, np.nda
     if array.shape[-1] == 1:
         array = np.repeat(array, 3, axis=-1)
     return np.ascontiguousarray(array), None
-
-
-def _has_alpha(image: Image.Image) -> bool:
-    return image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
 
 
 def _darkness(rgb: np.ndarray) -> np.ndarray:

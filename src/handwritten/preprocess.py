@@ -180,7 +180,7 @@ def _ink_map(image: Image.Image) -> np.ndarray | None:
     if transparent_background is not None and np.median(transparent_background) < 0.5:
         ink = transparent_background
     else:
-        gray = _gray_on_white(image)
+        gray = gray_on_white(image)
         background = float(np.median(_border(gray)))
         ink = 1.0 - gray if background > 0.5 else gray
     floor = float(np.median(_border(ink)))
@@ -190,15 +190,19 @@ def _ink_map(image: Image.Image) -> np.ndarray | None:
     return np.clip((ink - floor) / (peak - floor), 0.0, 1.0)
 
 
+def has_transparency(image: Image.Image) -> bool:
+    """Whether the image's mode or palette can hold transparent pixels."""
+    return image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
+
+
 def _alpha(image: Image.Image) -> np.ndarray | None:
-    has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
-    if not has_alpha:
+    if not has_transparency(image):
         return None
     alpha = np.asarray(image.convert("RGBA").getchannel("A"), dtype=np.float32) / 255.0
     return alpha if alpha.min() < 1.0 else None
 
 
-def _gray_on_white(image: Image.Image) -> np.ndarray:
+def gray_on_white(image: Image.Image) -> np.ndarray:
     """Luminance in 0-1 with any transparency composited onto white, as a paint program shows it."""
     if image.mode.startswith("I") or image.mode == "F":
         values = np.asarray(image, dtype=np.float64)

@@ -280,7 +280,10 @@ def export_onnx(name_or_file: str | os.PathLike | None = None) -> Path:
     with files.atomic_path(target) as temporary:
         _convert(model, temporary)
         if card is not None:
-            card = {**card, "speed": _speed(open_onnx_unchecked(temporary))}
+            card = {
+                **card,
+                "speed": _speed(OnnxClassifier(open_onnx_unchecked(temporary), temporary)),
+            }
         _stamp(temporary, path, card or _minimal_card(path))
         _check_agreement(KerasClassifier(model, path), open_onnx(temporary, path), target)
     if card is not None:
@@ -288,26 +291,20 @@ def export_onnx(name_or_file: str | os.PathLike | None = None) -> Path:
     return target
 
 
-def _speed(session: onnxruntime.InferenceSession, repeats: int = 5) -> dict:
+def _speed(classifier: OnnxClassifier, repeats: int = 5) -> dict:
     """Images per second in bulk through ONNX Runtime, the median of a few batches: a rough
     figure of the exporting machine, for `handwritten models`; `make bench` measures properly."""
-    images = model_input(_probe_images(count=BATCH_SIZE * 4)).reshape(-1, *_input_shape(session))
-    feed = session.get_inputs()[0].name
+    images = _probe_images(count=BATCH_SIZE * 4)
     rates = []
     for _ in range(repeats):
         started = time.perf_counter()
-        for start in range(0, len(images), BATCH_SIZE):
-            session.run(None, {feed: images[start : start + BATCH_SIZE]})
+        classifier.probabilities(images)
         rates.append(len(images) / (time.perf_counter() - started))
     return {
         "onnx_images_per_second": round(statistics.median(rates)),
         "cpus": _usable_cpus(),
         "measured": "at export, on the exporting machine",
     }
-
-
-def _input_shape(session: onnxruntime.InferenceSession) -> tuple[int, ...]:
-    return tuple(session.get_inputs()[0].shape[1:])
 
 
 def _minimal_card(path: Path) -> dict:
