@@ -84,7 +84,7 @@ $(VENV)/.installed-test: requirements/test.txt pyproject.toml | $(VENV)/bin/pyth
 # (pins that still fit are kept; `make lock LOCK_ARGS=--upgrade` moves every pin to the newest
 # release), then committed:
 #   requirements/run.txt   the dependencies, for `make run`: Python 3.10+
-#   requirements/test.txt  the same versions plus the test and export extras, for `make test`:
+#   requirements/test.txt  the same versions plus the test, export and ray extras, for `make test`:
 #                          Python 3.11+ (httpx2, a test tool, needs 3.11)
 # Both are universal: one file for every platform, whose markers pick tensorflow-cpu on Linux
 # x86_64 and tensorflow elsewhere. uv rather than pip-tools because only uv's
