@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from handwritten.predict import Classifier
+from handwritten.trust import digit_probabilities
 
 NUM_CLASSES = 10
 EPSILON = 1e-7
@@ -51,7 +52,9 @@ def score(probabilities: np.ndarray, labels: np.ndarray) -> Evaluation:
     """Score probabilities already computed, so a report can reuse them instead of re-running.
 
     The loss is Keras's sparse categorical cross-entropy on probabilities (clipped at 1e-7).
+    A network's "not a digit" output is left out: on digits the best guess is a digit.
     """
+    probabilities = digit_probabilities(probabilities)
     predicted = probabilities.argmax(axis=1)
     labels = np.asarray(labels, dtype=np.int64)
     picked = probabilities[np.arange(len(labels)), labels].astype(np.float64)
@@ -87,6 +90,7 @@ def mistakes(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
     Those are the ones worth looking at: a confident mistake is either a mislabelled image or
     something the model has truly not learnt; a hesitant one is often an ugly digit.
     """
+    probabilities = digit_probabilities(probabilities)
     predicted = probabilities.argmax(axis=1)
     wrong = np.flatnonzero(predicted != np.asarray(labels))
     confidence = probabilities[wrong, predicted[wrong]]

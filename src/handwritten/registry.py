@@ -23,7 +23,10 @@ class Recipe:
 
     `schedule` is "constant" (Adam at its default rate) or "warmup-cosine" (linear warm-up over
     `warmup_fraction` of the steps from `learning_rate / 30` to `learning_rate`, then cosine
-    decay to zero); `weight_decay` > 0 makes the optimizer AdamW.
+    decay to zero); `weight_decay` > 0 makes the optimizer AdamW. `negatives` adds that
+    fraction of generated non-digits (`negatives.py`) to the training images, for a network
+    with the 11th output. `teacher` names a shipped model whose probabilities on each
+    augmented batch are blended into the digits' targets with weight `distillation`.
     """
 
     epochs: int
@@ -34,6 +37,9 @@ class Recipe:
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     augmentations: tuple[str, ...] = ()
+    negatives: float = 0.0
+    teacher: str | None = None
+    distillation: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "augmentations": list(self.augmentations)}
@@ -57,6 +63,27 @@ CNN_AUGMENTATIONS = ("styles", "rotate", "zoom", "shear", "translate", "stroke",
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
+        ModelSpec(
+            name="lean",
+            summary="the cnn's plan with depthwise-separable blocks, a quarter of its cost; "
+            'answers "not a digit"',
+            build=models.build_lean,
+            recipe=Recipe(
+                epochs=12,
+                batch_size=256,
+                learning_rate=4e-3,
+                schedule="warmup-cosine",
+                warmup_fraction=1 / 12,
+                weight_decay=1e-4,
+                label_smoothing=0.05,
+                augmentations=CNN_AUGMENTATIONS,
+                negatives=0.1,
+                teacher="cnn",
+                distillation=0.5,
+            ),
+            shipped_file="handwritten-lean.keras",
+            outputs='calibrated probabilities of the 10 digits, then of "not a digit"',
+        ),
         ModelSpec(
             name="cnn",
             summary="5 conv + batch-norm blocks, global average pooling; reads people's drawings",

@@ -39,7 +39,7 @@ from handwritten.errors import ModelError
 from handwritten.models import (
     BATCH_SIZE,
     INPUT_SHAPE,
-    NUM_CLASSES,
+    OUTPUT_SIZES,
     card_path,
     check_preprocessing,
     model_input,
@@ -88,7 +88,9 @@ class OnnxClassifier:
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities for uint8 28x28 images (the network scales them itself)."""
         batches = [self._run(images[i : i + BATCH_SIZE]) for i in range(0, len(images), BATCH_SIZE)]
-        return np.concatenate(batches) if batches else np.zeros((0, NUM_CLASSES), np.float32)
+        if batches:
+            return np.concatenate(batches)
+        return np.zeros((0, self.session.get_outputs()[0].shape[-1]), np.float32)
 
     def _run(self, images: np.ndarray) -> np.ndarray:
         feed = self.session.get_inputs()[0]
@@ -157,7 +159,7 @@ def _check_signature(session: onnxruntime.InferenceSession, path: Path) -> None:
         raise ModelError(
             f"{path}: takes {_describe(inputs)}, not one float 28x28 image; not a digit model."
         )
-    if len(outputs) != 1 or tuple(outputs[0].shape[1:]) != (NUM_CLASSES,):
+    if len(outputs) != 1 or tuple(outputs[0].shape[1:]) not in [(n,) for n in OUTPUT_SIZES]:
         raise ModelError(f"{path}: outputs {_describe(outputs)}, not 10 digit classes.")
 
 

@@ -22,7 +22,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from handwritten import __version__, augment, data, evaluate, files, models, registry
+from handwritten import (
+    __version__,
+    augment,
+    data,
+    evaluate,
+    files,
+    models,
+    negatives,
+    registry,
+    trust,
+)
 from handwritten.errors import HandwrittenError
 from handwritten.models import card_path
 from handwritten.preprocess import preprocessing_spec
@@ -30,6 +40,9 @@ from handwritten.registry import Recipe
 
 DEFAULT_SEED = 42
 NUM_CLASSES = models.NUM_CLASSES
+VALIDATION_NEGATIVES = 1000
+"""Generated non-digits beside the 5,000 validation digits: watched in training, and with
+them the temperature is fitted."""
 
 
 def make_optimizer(recipe: Recipe, total_steps: int) -> keras.optimizers.Optimizer:
@@ -83,12 +96,19 @@ def train(
     images, labels = split.x_train[:limit], split.y_train[:limit]
     if extra is not None:
         images, labels = _mix_in(images, labels, *extra)
+    digit_images = len(images)
+    validation = (split.x_val, split.y_val)
+    if recipe.negatives:
+        count = round(recipe.negatives * len(images))
+        images, labels = _with_negatives(images, labels, count, "training", seed, split.x_train)
+        validation = _with_negatives(*validation, VALIDATION_NEGATIVES, "validation", seed, None)
 
     run = _run_identity(architecture, epochs, seed, chosen, images, labels)
     _claim_backup(backup_dir(output), run)
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     model = spec.build()
+    classes = int(model.outputs[0].shape[-1])
     batch_size = min(recipe.batch_size, len(images))
     model.compile(
         optimizer=make_optimizer(recipe, len(images) // batch_size * epochs),
@@ -101,9 +121,14 @@ def train(
     try:
         with _signals_to(stop.ask):
             model.fit(
-                _training_data(images, labels, batch_size, chosen, seed),
+                _training_data(images, _one_hot(labels, classes), batch_size, chosen, seed)
+                .map(_distilling(recipe, classes), num_parallel_calls=tf.data.AUTOTUNE)
+                .prefetch(tf.data.AUTOTUNE),
                 epochs=epochs,
-                validation_data=(models.model_input(split.x_val), _one_hot(split.y_val)),
+                validation_data=(
+                    models.model_input(validation[0]),
+                    _one_hot(validation[1], classes),
+                ),
                 callbacks=[_Backup(backup_dir(output)), progress, stop],
                 shuffle=False,
                 verbose=verbose,
@@ -111,11 +136,22 @@ def train(
     except KeyboardInterrupt:
         print(f"handwritten: {_RESUME.format(backup=backup_dir(output))}", file=sys.stderr)
         raise
+    model, calibration = _calibrated(model, validation)
     classifier = models.KerasClassifier(model)
     scores = {
         "validation": evaluate.evaluate_model(classifier, split.x_val, split.y_val),
         "test": evaluate.evaluate_model(classifier, split.x_test, split.y_test),
     }
+    calibration["ece"] = {
+        "validation": trust.expected_calibration_error(
+            classifier.probabilities(split.x_val), split.y_val
+        ),
+        "test": trust.expected_calibration_error(
+            classifier.probabilities(split.x_test), split.y_test
+        ),
+    }
+    if recipe.negatives:
+        calibration["generated_non_digits_refused"] = _refused(classifier, validation)
 
     _save_model(model, output)
     shutil.rmtree(backup_dir(output), ignore_errors=True)
@@ -124,12 +160,13 @@ def train(
         epochs=epochs,
         seed=seed,
         augmentations=chosen,
-        images=(len(images), 0 if extra is None else len(extra[0])),
+        images=(digit_images, 0 if extra is None else len(extra[0]), len(images) - digit_images),
         split=split,
         model=model,
         scores=scores,
         seconds=progress.seconds,
         commit=commit,
+        calibration=calibration,
     )
     files.write_json(card_path(output), card)
     _save_history(progress.history, output)
@@ -322,8 +359,74 @@ def _mix_in(
     )
 
 
-def _one_hot(labels: np.ndarray) -> np.ndarray:
-    return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+def _one_hot(labels: np.ndarray, classes: int = NUM_CLASSES) -> np.ndarray:
+    return np.eye(classes, dtype=np.float32)[labels]
+
+
+def _with_negatives(
+    images: np.ndarray,
+    labels: np.ndarray,
+    count: int,
+    purpose: str,
+    seed: int,
+    digits: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Add `count` generated non-digits, labelled "not a digit"; training and validation
+    draw theirs with different seeds, and only training's runs of digits come from MNIST
+    training images (validation's never show a validation digit twice)."""
+    made = negatives.make_negatives(count, negatives.kind_seed(purpose, seed), digits)
+    return (
+        np.concatenate([images, made]),
+        np.concatenate([labels, np.full(len(made), models.NOT_A_DIGIT, labels.dtype)]),
+    )
+
+
+def _distilling(recipe: Recipe, classes: int) -> Callable:
+    """Blend the teacher's probabilities into each augmented batch's digit targets (Hinton
+    et al., 2015): the teacher has seen the same augmented image, so its soft answer says
+    which digits this very image resembles. Non-digits keep their hard target."""
+    if not recipe.teacher or not recipe.distillation:
+        return lambda x, y: (x, y)
+    teacher = models.load_model(registry.shipped_path(recipe.teacher))
+    teacher.trainable = False
+    weight = recipe.distillation
+
+    def blend(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        soft = teacher(x, training=False)[:, :NUM_CLASSES]
+        soft = tf.pad(soft, [[0, 0], [0, classes - NUM_CLASSES]])
+        is_digit = tf.reduce_sum(y[:, :NUM_CLASSES], axis=1, keepdims=True)
+        return x, y + is_digit * weight * (soft - y)
+
+    return blend
+
+
+def _calibrated(
+    model: keras.Model, validation: tuple[np.ndarray, np.ndarray]
+) -> tuple[keras.Model, dict[str, Any]]:
+    """Fit the temperature on the validation images and put it inside the model; a network
+    without a `logits` layer (seed, cnn) is kept as it is."""
+    logits = models.logits_of(model)
+    if logits is None:
+        return model, {"method": None}
+    images, labels = validation
+    temperature = trust.fit_temperature(
+        logits.predict(models.model_input(images), verbose=0), labels
+    )
+    return models.with_temperature(model, temperature), {
+        "method": "temperature scaling (Guo et al., 2017), inside the model",
+        "temperature": temperature,
+        "fitted_on": f"the validation split: {len(labels):,} images, "
+        f"{int((labels == models.NOT_A_DIGIT).sum()):,} of them generated non-digits",
+    }
+
+
+def _refused(
+    classifier: models.KerasClassifier, validation: tuple[np.ndarray, np.ndarray]
+) -> float:
+    """The share of the validation split's generated non-digits that the 11th output wins."""
+    images, labels = validation
+    made = images[labels == models.NOT_A_DIGIT]
+    return float((classifier.probabilities(made).argmax(axis=1) == models.NOT_A_DIGIT).mean())
 
 
 def _training_data(
@@ -331,23 +434,34 @@ def _training_data(
 ) -> tf.data.Dataset:
     """Shuffled, batched, in the 0-255 range the networks take, augmented on the fly.
 
-    The augmentations work on ink from 0 to 1, so each batch is scaled down for them and back
-    up for the network. Batches have a static size (the remainder is dropped, a different one
+    Batches have a static size (the remainder is dropped, a different one
     each epoch), so every augmentation is traced for the shape it runs on.
     """
     dataset = (
-        tf.data.Dataset.from_tensor_slices((models.model_input(images), _one_hot(labels)))
+        tf.data.Dataset.from_tensor_slices((models.model_input(images), labels))
         .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
         .batch(batch_size, drop_remainder=True)
     )
-    if augmentations:
-        augmenter = augment.build_augmenter(augmentations, seed)
-        dataset = dataset.map(
-            lambda x, y: (255.0 * augmenter(x[..., None] / 255.0, y, training=True)[..., 0], y),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return augment_batches(dataset, augmentations, seed).prefetch(tf.data.AUTOTUNE)
+
+
+def augment_batches(
+    dataset: tf.data.Dataset, augmentations: list[str], seed: int
+) -> tf.data.Dataset:
+    """Augment batches of (0-255 images, one-hot labels) on the fly; `tune` shares it, so a
+    person's drawings are varied exactly as training varies MNIST.
+
+    The augmentations work on ink from 0 to 1, so each batch is scaled down for them and back
+    up for the network.
+    """
+    if not augmentations:
+        return dataset
+    augmenter = augment.build_augmenter(augmentations, seed)
+    return dataset.map(
+        lambda x, y: (255.0 * augmenter(x[..., None] / 255.0, y, training=True)[..., 0], y),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
 
 
 def _save_history(history: dict[str, list[float]], output: Path) -> None:
@@ -362,42 +476,65 @@ def _model_card(
     epochs: int,
     seed: int,
     augmentations: list[str],
-    images: tuple[int, int],
+    images: tuple[int, int, int],
     split: data.Split,
     model: keras.Model,
     scores: dict[str, evaluate.Evaluation],
     seconds: float,
     commit: str | None,
+    calibration: dict[str, Any],
 ) -> dict[str, Any]:
     """Everything needed to use the model right and to make it again (see the README)."""
     recipe = {**spec.recipe.to_json(), "epochs": epochs, "augmentations": augmentations}
     return {
         "name": spec.name,
         "summary": spec.summary,
-        "command": shlex.join(["handwritten", *sys.argv[1:]]),
+        "command": command_line(),
         "seed": seed,
         "recipe": {**recipe, "augmentation_strengths": augment.strengths(augmentations)},
-        "input": {
-            "shape": list(models.INPUT_SHAPE),
-            "dtype": "float32",
-            "range": "0-255: the 28x28 image preprocessing makes; the network scales it",
-        },
-        "outputs": spec.outputs,
-        "preprocessing": preprocessing_spec(),
-        "parameters": model.count_params(),
-        "multiply_adds": models.multiply_adds(model),
+        **network_facts(model, spec.outputs),
         "data": {
             "name": "MNIST",
             "sha256": data.data_checksums(),
             "train_images": images[0],
             "extra_images": images[1],
+            "generated_non_digits": images[2],
             "validation": split.describe(),
             "test_images": len(split.y_test),
         },
         "splits": models.SPLITS,
         "validation": _headline(scores["validation"]),
         "test": _headline(scores["test"]),
+        "calibration": calibration,
         "training_seconds": round(seconds, 1),
+        **provenance(commit),
+    }
+
+
+def command_line() -> str:
+    """The command that made a model, as a card records it to make it again."""
+    return shlex.join(["handwritten", *sys.argv[1:]])
+
+
+def network_facts(model: keras.Model, outputs: str) -> dict[str, Any]:
+    """What a card says about a network so it is used right: its input, its outputs, the
+    preprocessing that makes its input, its size and cost (shared by `train` and `tune`)."""
+    return {
+        "input": {
+            "shape": list(models.INPUT_SHAPE),
+            "dtype": "float32",
+            "range": "0-255: the 28x28 image preprocessing makes; the network scales it",
+        },
+        "outputs": outputs,
+        "preprocessing": preprocessing_spec(),
+        "parameters": model.count_params(),
+        "multiply_adds": models.multiply_adds(model),
+    }
+
+
+def provenance(commit: str | None) -> dict[str, Any]:
+    """When a model was made and with which versions of everything (shared with `tune`)."""
+    return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "package": {"version": __version__, "commit": commit},
         "versions": {

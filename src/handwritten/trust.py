@@ -1,0 +1,236 @@
+"""How sure an answer is: calibration, and the status every prediction carries.
+
+A network's probabilities are calibrated when, of the answers given with 90% confidence,
+90% are right. The lean network is calibrated by one temperature, fitted on the validation
+split after training and kept inside the model file (`models.with_temperature`); the
+expected calibration error (ECE) measures what is left.
+
+Each answer then gets a status from two thresholds kept in the model card:
+
+- `not-a-digit` when the "not a digit" probability (the 11th output; for a 10-output network,
+  one minus its confidence) reaches `reject`;
+- `digit` when the best digit's probability reaches `sure`;
+- `unsure` otherwise: the best guess, with the other digits it could be (`alternatives`).
+
+`no-ink` and `error` come from preprocessing, before any network runs. The thresholds are
+chosen on people's digits alone (the validation split and the development drawings and
+photos): `reject` so that few of them are refused, `sure` so that sure answers are almost
+always right. The non-digits are never used to choose, only to measure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+NUM_DIGITS = 10
+ECE_BINS = 15
+STATUSES = ("digit", "unsure", "not-a-digit", "no-ink", "error")
+MAX_ALTERNATIVES = 2
+ALTERNATIVE_FLOOR = 0.05
+"""A digit is offered as an alternative when the model gives it at least this probability."""
+REJECT_BUDGET = 0.005
+"""At most this share of each set of people's digits may be answered "not a digit"."""
+SURE_ACCURACY = 0.998
+"""Sure answers must be at least this often right on each set of people's digits."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When an answer is sure, and when it is "not a digit"; recorded in the model card."""
+
+    sure: float = 0.8
+    reject: float = 0.5
+
+    def to_json(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def thresholds_of(card: dict[str, Any] | None) -> Thresholds:
+    """The thresholds a card records, or the defaults for a model that has none."""
+    recorded = (card or {}).get("trust") or {}
+    return Thresholds(
+        sure=float(recorded.get("sure", Thresholds.sure)),
+        reject=float(recorded.get("reject", Thresholds.reject)),
+    )
+
+
+def digit_probabilities(probabilities: np.ndarray) -> np.ndarray:
+    """The digits' columns of a network's output (10 or 11 columns)."""
+    return np.asarray(probabilities)[..., :NUM_DIGITS]
+
+
+def not_a_digit_scores(probabilities: np.ndarray) -> np.ndarray:
+    """How much each output says "not a digit": the 11th probability where the network has
+    one, else one minus the best digit's probability (the only doubt a 10-output network
+    can express)."""
+    probabilities = np.asarray(probabilities)
+    if probabilities.shape[-1] > NUM_DIGITS:
+        return probabilities[..., NUM_DIGITS]
+    return 1.0 - probabilities.max(axis=-1)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """One answer's status, best guess (None for "not a digit") and alternatives."""
+
+    status: str
+    digit: int | None
+    alternatives: list[int]
+
+
+def judge(probabilities: np.ndarray, thresholds: Thresholds) -> Judgement:
+    """The status of one network output (see the module's docstring)."""
+    digits = digit_probabilities(probabilities)
+    best = int(digits.argmax())
+    if not_a_digit_scores(probabilities) >= thresholds.reject:
+        return Judgement("not-a-digit", None, [])
+    if digits[best] >= thresholds.sure:
+        return Judgement("digit", best, [])
+    return Judgement("unsure", best, _alternatives(digits, best))
+
+
+def statuses(probabilities: np.ndarray, thresholds: Thresholds) -> np.ndarray:
+    """`judge`'s status for every row at once, for scoring thousands of images."""
+    confidence = digit_probabilities(probabilities).max(axis=-1)
+    rejected = not_a_digit_scores(probabilities) >= thresholds.reject
+    sure = confidence >= thresholds.sure
+    return np.where(rejected, "not-a-digit", np.where(sure, "digit", "unsure"))
+
+
+def _alternatives(digits: np.ndarray, best: int) -> list[int]:
+    """The other digits worth naming, most probable first; at least the runner-up."""
+    order = [int(d) for d in np.argsort(-digits, kind="stable") if d != best]
+    named = [d for d in order[:MAX_ALTERNATIVES] if digits[d] >= ALTERNATIVE_FLOOR]
+    return named or order[:1]
+
+
+def expected_calibration_error(
+    probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
+) -> float:
+    """ECE over equal-width confidence bins: the gap between confidence and accuracy,
+    weighted by how many answers fall in each bin. Confidence is the best digit's."""
+    confidence, correct = _confidence_and_correct(probabilities, labels)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    gap = 0.0
+    for b in range(bins):
+        chosen = which == b
+        if chosen.any():
+            gap += chosen.mean() * abs(confidence[chosen].mean() - correct[chosen].mean())
+    return float(gap)
+
+
+def reliability(
+    probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
+) -> list[dict[str, float | int]]:
+    """Per confidence bin: how many answers, their mean confidence and their accuracy; what a
+    reliability diagram draws."""
+    confidence, correct = _confidence_and_correct(probabilities, labels)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    rows = []
+    for b in range(bins):
+        chosen = which == b
+        if chosen.any():
+            rows.append(
+                {
+                    "low": float(edges[b]),
+                    "high": float(edges[b + 1]),
+                    "count": int(chosen.sum()),
+                    "confidence": float(confidence[chosen].mean()),
+                    "accuracy": float(correct[chosen].mean()),
+                }
+            )
+    return rows
+
+
+def _confidence_and_correct(
+    probabilities: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    digits = digit_probabilities(probabilities)
+    return digits.max(axis=1), (digits.argmax(axis=1) == np.asarray(labels)).astype(float)
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature that minimises the negative log-likelihood of `labels` (Guo et al.,
+    2017): one number, so it cannot change which class wins, only how sure it sounds."""
+    from scipy.optimize import minimize_scalar
+
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels)
+
+    def loss(log_temperature: float) -> float:
+        scaled = logits / np.exp(log_temperature)
+        scaled -= scaled.max(axis=1, keepdims=True)
+        log_norm = np.log(np.exp(scaled).sum(axis=1))
+        return float((log_norm - scaled[np.arange(len(labels)), labels]).mean())
+
+    found = minimize_scalar(loss, bounds=(-3.0, 3.0), method="bounded")
+    return float(np.exp(found.x))
+
+
+def choose_thresholds(sets: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    """Thresholds from people's digits alone: each set is (probabilities, labels).
+
+    `reject` is the lowest threshold that refuses at most `REJECT_BUDGET` of every set;
+    `sure` the lowest that keeps sure answers `SURE_ACCURACY` right in every set. Choosing
+    per set, not pooled, keeps the 5,000 validation images from drowning out the few hundred
+    drawings and photos people made.
+    """
+    reject = max(_reject_threshold(probabilities) for probabilities, _ in sets.values())
+    sure = max(_sure_threshold(p, y, reject) for p, y in sets.values())
+    thresholds = Thresholds(sure=sure, reject=reject)
+    return {
+        **thresholds.to_json(),
+        "chosen_on": sorted(sets),
+        "rule": f"reject: at most {REJECT_BUDGET:.1%} of each set's digits refused; sure: "
+        f"sure answers at least {SURE_ACCURACY:.1%} right in each set",
+        "coverage": {name: answer_shares(p, y, thresholds) for name, (p, y) in sets.items()},
+    }
+
+
+def _reject_threshold(probabilities: np.ndarray) -> float:
+    scores = np.sort(not_a_digit_scores(probabilities))
+    allowed = int(np.floor(REJECT_BUDGET * len(scores)))
+    above = scores[len(scores) - allowed - 1] if allowed < len(scores) else 0.0
+    return float(min(1.0, np.nextafter(above, np.inf)))
+
+
+def _sure_threshold(probabilities: np.ndarray, labels: np.ndarray, reject: float) -> float:
+    """The lowest confidence threshold whose sure answers are right often enough."""
+    kept = not_a_digit_scores(probabilities) < reject
+    digits = digit_probabilities(probabilities)[kept]
+    confidence = digits.max(axis=1)
+    correct = digits.argmax(axis=1) == np.asarray(labels)[kept]
+    order = np.argsort(-confidence, kind="stable")
+    wrong = np.cumsum(~correct[order])
+    accuracy = 1.0 - wrong / np.arange(1, len(order) + 1)
+    good = np.flatnonzero(accuracy >= SURE_ACCURACY)
+    if len(good) == 0:
+        return 1.0
+    # The longest run of answers, most confident first, that is still accurate enough; the
+    # threshold sits just above the first answer that would break it.
+    last = good[-1]
+    if last + 1 >= len(order):
+        return float(confidence[order[last]])
+    return float(np.nextafter(confidence[order[last + 1]], np.inf))
+
+
+def answer_shares(
+    probabilities: np.ndarray, labels: np.ndarray | None, thresholds: Thresholds
+) -> dict[str, float | int | None]:
+    """The share of each status, and how often the sure answers are right (labels given)."""
+    status = statuses(probabilities, thresholds)
+    sure = status == "digit"
+    shares: dict[str, float | int | None] = {"images": len(status)}
+    for name in ("digit", "unsure", "not-a-digit"):
+        shares[name] = float((status == name).mean()) if len(status) else 0.0
+    if labels is not None:
+        best = digit_probabilities(probabilities).argmax(axis=1)
+        right = best[sure] == np.asarray(labels)[sure]
+        shares["sure_accuracy"] = float(right.mean()) if sure.any() else None
+        shares["sure_wrong"] = int((~right).sum())
+    return shares
