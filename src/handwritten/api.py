@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from handwritten import data, files, registry
+from handwritten import data, files, registry, trust
 from handwritten.errors import DataError
 from handwritten.evaluate import Evaluation, score
 from handwritten.models import SPLITS, card_path, read_card
@@ -29,6 +29,7 @@ from handwritten.predict import (
     Classifier,
     NumberReading,
     Prediction,
+    find_images,
     predict_files,
     predict_image,
     read_number,
@@ -36,12 +37,17 @@ from handwritten.predict import (
 )
 from handwritten.runtime import load_classifier
 
+if TYPE_CHECKING:
+    from handwritten import bulk
+
 __all__ = [
     "Classifier",
     "NumberReading",
     "Prediction",
+    "choose_trust",
     "evaluate",
     "evaluate_drawings",
+    "evaluate_nondigits",
     "evaluate_numbers",
     "export",
     "gallery",
@@ -49,10 +55,13 @@ __all__ = [
     "models",
     "predict",
     "predict_image",
+    "read_many",
     "read_number",
     "read_numbers",
     "record_development",
     "train",
+    "tune",
+    "write_results",
 ]
 
 Source = str | os.PathLike
@@ -70,6 +79,39 @@ def load(model: Source | None = None, runtime: str | None = None) -> Classifier:
 def predict(paths: Iterable[Source], classifier: Classifier) -> list[Prediction]:
     """Read the digit in each image file, folders expanded; bad files get an error each."""
     return predict_files(paths, classifier)
+
+
+def read_many(
+    paths: Iterable[Source], classifier: Classifier, *, number: bool = False
+) -> Iterator[Prediction | NumberReading]:
+    """`predict` (or, with `number`, `read_numbers`) for many files: results one by one in
+    input order, preprocessed on every core, with a progress bar when stderr is a terminal."""
+    from handwritten import bulk
+
+    return bulk.read_many(paths, classifier, number=number)
+
+
+def write_results(
+    paths: Iterable[Source],
+    classifier: Classifier,
+    output: Source,
+    *,
+    number: bool = False,
+    ray: str | None = None,
+    chunk: int = 1000,
+) -> bulk.Summary:
+    """Read every image into `output` (.csv or .parquet), one row each, `chunk` rows at a
+    time; a rerun resumes an interrupted job. `ray`: "" for a local Ray, or an address."""
+    from handwritten import bulk
+
+    return bulk.write_results(paths, classifier, output, number=number, ray=ray, chunk=chunk)
+
+
+def check_output(output: Source) -> None:
+    """Refuse an output `write_results` cannot write (its suffix), before a model loads."""
+    from handwritten import bulk
+
+    bulk.check_output(Path(output))
 
 
 @dataclass(frozen=True)
@@ -100,8 +142,95 @@ def evaluate_drawings(folder: Source, classifier: Classifier) -> dict[str, Any]:
     Images that cannot be read or hold no ink count as wrong: a user gets no answer for them.
     """
     paths, labels = _labelled_images(Path(folder))
-    read = [prediction.digit for prediction in predict_files(paths, classifier)]
-    return _scores(folder, paths, labels, read)
+    predictions = predict_files(paths, classifier)
+    result = _scores(folder, paths, labels, [prediction.digit for prediction in predictions])
+    return {**result, **_trust_scores(predictions, labels)}
+
+
+def _trust_scores(predictions: list[Prediction], labels: list[int]) -> dict[str, Any]:
+    """How the statuses treat labelled digits: how many answers are sure, how often those
+    are right, how many are refused as "not a digit", and the calibration error."""
+    answers = {status: 0 for status in trust.STATUSES}
+    sure_right = 0
+    for prediction, label in zip(predictions, labels, strict=True):
+        answers[prediction.status] += 1
+        sure_right += prediction.status == "digit" and prediction.digit == label
+    rows, read_labels = _output_rows(predictions, labels)
+    return {
+        "answers": answers,
+        "sure": answers["digit"] / len(labels) if labels else 0.0,
+        "sure_accuracy": sure_right / answers["digit"] if answers["digit"] else None,
+        "ece": trust.expected_calibration_error(rows, read_labels) if len(rows) else None,
+    }
+
+
+def _output_rows(predictions: list[Prediction], labels: list) -> tuple[np.ndarray, np.ndarray]:
+    """The network's whole output for every image it read (digits, then "not a digit")."""
+    pairs = [
+        (p.probabilities + ([] if p.not_a_digit is None else [p.not_a_digit]), label)
+        for p, label in zip(predictions, labels, strict=True)
+        if p.probabilities is not None
+    ]
+    if not pairs:
+        return np.zeros((0, trust.NUM_DIGITS)), np.zeros(0, np.int64)
+    rows, read_labels = zip(*pairs, strict=True)
+    return np.array(rows), np.array(read_labels)
+
+
+def evaluate_nondigits(folder: Source, classifier: Classifier) -> dict[str, Any]:
+    """How a model answers images that are not digits (letters, symbols, doodles): the share
+    refused as "not a digit", overall and by `kind` when labels.csv (file,kind) has one."""
+    folder = Path(folder)
+    table = folder / "labels.csv"
+    if table.is_file():
+        pairs = _labels_table(table, str.strip, column="kind")
+    else:
+        pairs = [(path, "image") for path in find_images([folder])]
+    if not pairs:
+        raise DataError(f"{folder}: no images; give a folder of images that are not digits.")
+    predictions = predict_files([path for path, _ in pairs], classifier)
+    kinds: dict[str, list[int]] = {}
+    for (_, kind), prediction in zip(pairs, predictions, strict=True):
+        counts = kinds.setdefault(kind, [0, 0])
+        counts[0] += prediction.status == "not-a-digit"
+        counts[1] += 1
+    answers = {status: 0 for status in trust.STATUSES}
+    for prediction in predictions:
+        answers[prediction.status] += 1
+    return {
+        "folder": str(folder),
+        "images": len(pairs),
+        "refused": answers["not-a-digit"] / len(pairs),
+        "answers": answers,
+        "refused_by_kind": {kind: refused / n for kind, (refused, n) in sorted(kinds.items())},
+        "still_read_as_digit": [
+            {"path": str(p.path), "read": p.digit, "confidence": p.confidence}
+            for p in predictions
+            if p.status == "digit"
+        ],
+    }
+
+
+def choose_trust(
+    classifier: Classifier, drawings: Iterable[Source], mnist: data.Mnist | Source | None = None
+) -> dict[str, Any]:
+    """Choose the status thresholds on people's digits alone: the validation split and the
+    labelled `drawings` folders, pooled (see `trust.choose_thresholds`); the card keeps the
+    result. Pooled, because a set of 51 photos alone would allow not one refusal in 200."""
+    if not isinstance(mnist, data.Mnist):
+        mnist = data.load_mnist(mnist)
+    split = data.split_mnist(mnist)
+    people = [_labelled_outputs(Path(folder), classifier) for folder in drawings]
+    sets = {"validation": (classifier.probabilities(split.x_val), split.y_val)}
+    if people:
+        names = " + ".join(sorted(Path(folder).name for folder in drawings))
+        sets[names] = tuple(np.concatenate(parts) for parts in zip(*people, strict=True))
+    return trust.choose_thresholds(sets)
+
+
+def _labelled_outputs(folder: Path, classifier: Classifier) -> tuple[np.ndarray, np.ndarray]:
+    paths, labels = _labelled_images(folder)
+    return _output_rows(predict_files(paths, classifier), labels)
 
 
 def evaluate_numbers(folder: Source, classifier: Classifier) -> dict[str, Any]:
@@ -134,10 +263,12 @@ def _scores(folder: Source, paths: list[Path], labels: list, read: list) -> dict
     }
 
 
-def _labels_table(table: Path, label: Callable[[str], Any]) -> list[tuple[Path, Any]]:
-    """(image path, label) from a labels.csv with columns file,label."""
+def _labels_table(
+    table: Path, label: Callable[[str], Any], column: str = "label"
+) -> list[tuple[Path, Any]]:
+    """(image path, label) from a labels.csv with columns file and `column`."""
     with open(table, newline="", encoding="utf-8") as rows:
-        return [(table.parent / row["file"], label(row["label"])) for row in csv.DictReader(rows)]
+        return [(table.parent / row["file"], label(row[column])) for row in csv.DictReader(rows)]
 
 
 def _labelled_images(folder: Path) -> tuple[list[Path], list[int]]:
@@ -161,9 +292,17 @@ def _labelled_images(folder: Path) -> tuple[list[Path], list[int]]:
     return list(paths), list(labels)
 
 
-def record_development(model: Source | None, results: list[dict[str, Any]]) -> Path:
+RECORDED = ("images", "correct", "accuracy", "answers", "sure", "sure_accuracy", "ece", "refused")
+"""What a development set's result keeps in the card (a number result has the first three;
+a set of non-digits has images, answers and refused)."""
+
+
+def record_development(
+    model: Source | None, results: list[dict[str, Any]], thresholds: dict[str, Any] | None = None
+) -> Path:
     """Keep scores on labelled drawings in the model's card, under `development`, by folder
-    name: the figures `handwritten models` shows. Run `export` after, so the .onnx has them."""
+    name: the figures `handwritten models` shows; and the status `thresholds` chosen on them,
+    under `trust`. Run `export` after, so the .onnx has them."""
     path = registry.resolve_model(model)
     card = read_card(path)
     if card is None:
@@ -172,8 +311,10 @@ def record_development(model: Source | None, results: list[dict[str, Any]]) -> P
     development = card.setdefault("development", {})
     for result in results:
         development[Path(result["folder"]).name] = {
-            key: result[key] for key in ("images", "correct", "accuracy")
+            key: result[key] for key in RECORDED if key in result
         }
+    if thresholds is not None:
+        card["trust"] = thresholds
     files.write_json(card_path(path), card)
     return card_path(path)
 
@@ -187,6 +328,18 @@ def train(model: str, output: Source, **options: Any) -> dict[str, Any]:
     from handwritten.train import train as train_model
 
     return train_model(model, Path(output), **options)
+
+
+def tune(folder: Source, output: Source, **options: Any) -> dict[str, Any]:
+    """Fine-tune a model (`source=`: a registered name or a .keras file; default the default
+    model) on one person's drawings, `folder/0/*.png` ... `folder/9/*.png`, in under a minute;
+    returns the new model's card (see `tune.tune` for the options)."""
+    from handwritten.runtime import import_keras_quietly
+
+    import_keras_quietly()
+    from handwritten.tune import tune as tune_model
+
+    return tune_model(folder, output, **options)
 
 
 def export(model: Source | None = None) -> Path:

@@ -10,8 +10,8 @@ with a pen of random width, slanted and squeezed like handwriting, and then norm
 the one normaliser (`preprocess.to_mnist`), so they reach the network exactly as a user's
 drawing would.
 
-Glyphs that a fair person could read as a digit alone (O, D, I, l, Z, S, B, b, G, g, q,
-slashes, brackets, $) are left out, and so are the shapes that are digits (a plain circle
+Glyphs that a fair person could read as a digit alone (O, o, I, i, l, j, Z, z, S, s, b, g,
+q, slashes, brackets, $) are left out, and so are the shapes that are digits (a plain circle
 or a single line); some mistakes remain (a scribble can come out as a 1), as in any labels.
 """
 
@@ -30,15 +30,18 @@ from handwritten.preprocess import to_mnist
 
 CANVAS = 160
 """Side of the canvas each negative is drawn on, in pixels: a drawing pad at phone scale."""
-LETTERS = "EFHKMNPRVWXcdkmpvwx"
-"""Letters no fair reader would take for a digit in any common hand."""
+LETTERS = "ABCDEFGHJKLMNPQRTUVWXYacdefhkmnprtuvwxy"
+"""Letters, but not those a fair reader could take for a digit (O o I i l Z z S s b g q j)."""
 SYMBOLS = "+-×÷=≠<>?#%&@*€£~^→←↑↓↔∞✓✗★☆♥♦♣♠☺πΣΩλμ√≈"  # noqa: RUF001 (the multiplication sign, not an x)
 """Symbols of more than one stroke or lying flat: a lone slash, bracket or bar reads as a 1."""
-WORD_LETTERS = "acdehkmnpruvwxyEFHKMNPRVWX"
+WORD_LETTERS = LETTERS + "bgloqsz"
 """Words of 2-5 letters: a letter here may be digit-like alone; in a word it is not."""
 FONT_GLOBS = ("/usr/share/fonts/truetype/**/*.ttf", "/usr/share/fonts/opentype/**/*.otf")
 KINDS = ("letter", "word", "symbol", "shape", "scribble", "digits")
-"""What a negative can be; each is made in equal numbers."""
+"""What a negative can be."""
+SHARES = {"letter": 3, "word": 1, "symbol": 1, "shape": 1, "scribble": 1, "digits": 1}
+"""How many of each kind in every eight negatives: a letter is what people most often send
+instead of a digit."""
 
 
 def make_negatives(count: int, seed: int, digits: np.ndarray | None = None) -> np.ndarray:
@@ -48,7 +51,12 @@ def make_negatives(count: int, seed: int, digits: np.ndarray | None = None) -> n
     without them that kind is left out. The same seed gives the same images.
     """
     rng = np.random.default_rng(seed)
-    kinds = [kind for kind in KINDS if kind != "digits" or digits is not None]
+    kinds = [
+        kind
+        for kind in KINDS
+        for _ in range(SHARES[kind])
+        if kind != "digits" or digits is not None
+    ]
     images = []
     while len(images) < count:
         kind = kinds[len(images) % len(kinds)]
