@@ -144,7 +144,8 @@ def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
     logits = model.get_layer("logits").output
     scaled = keras.layers.Rescaling(1 / temperature, name="temperature")(logits)
     outputs = keras.layers.Softmax(name="probabilities")(scaled)
-    return keras.Model(model.inputs, outputs, name=model.name)
+    # One input tensor, not a list of one: a list makes Keras warn on every call with an array.
+    return keras.Model(model.inputs[0], outputs, name=model.name)
 
 
 def logits_of(model: keras.Model) -> keras.Model | None:
@@ -154,7 +155,7 @@ def logits_of(model: keras.Model) -> keras.Model | None:
     names = {layer.name for layer in model.layers}
     if "logits" not in names:
         return None
-    return keras.Model(model.inputs, model.get_layer("logits").output)
+    return keras.Model(model.inputs[0], model.get_layer("logits").output)
 
 
 SPLITS = {
