@@ -6,13 +6,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 CHROMIUM := /usr/bin/chromium
+NGINX := /usr/sbin/nginx
 
 .PHONY: run test lint format export-onnx bench fuzz clean
 
 run: $(VENV)/.installed
 	$(BIN)/handwritten predict digits/
 
-test: $(VENV)/.installed-test $(CHROMIUM)
+test: $(VENV)/.installed-test $(CHROMIUM) $(NGINX)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
@@ -41,13 +42,17 @@ fuzz: $(VENV)/.installed-test
 SHIPPED_FILE = $(BIN)/python -c 'import sys; from handwritten.registry import get; print(get(sys.argv[1]).shipped_file)'
 DEVELOPMENT_SETS ?= ../shared/user-digits ../shared/photos
 DEVELOPMENT_NUMBERS ?= ../shared/numbers
+DEVELOPMENT_NONDIGITS ?= ../shared/nondigits
 
 train-%: $(VENV)/.installed
 	$(BIN)/handwritten train --model $* --seed 42 --output models/$$($(SHIPPED_FILE) $*) --force
 
+# record-% also chooses the thresholds of sure and "not a digit" answers, on the validation
+# split and the development drawings and photos only; the non-digits are measured, not used.
 record-%: $(VENV)/.installed
 	$(BIN)/handwritten evaluate --model $* --runtime keras --record \
-		$(addprefix --drawings ,$(DEVELOPMENT_SETS)) --numbers $(DEVELOPMENT_NUMBERS)
+		$(addprefix --drawings ,$(DEVELOPMENT_SETS)) --numbers $(DEVELOPMENT_NUMBERS) \
+		--nondigits $(DEVELOPMENT_NONDIGITS)
 
 ship-%: train-% record-%
 	$(MAKE) export-onnx
@@ -117,6 +122,14 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
 		|| { echo "make test needs Chromium at $@ and could not install it; run as root, or: sudo apt-get install chromium" >&2; exit 1; }
 	@test -x $@ || { echo "apt-get installed chromium but $@ is missing; install Chromium there." >&2; exit 1; }
+
+# The scale-out test (tests/test_scale_out.py) puts two replicas behind Debian's nginx, run by
+# the test as the current user with its own config; the package's own service is not used.
+$(NGINX):
+	@command -v apt-get >/dev/null || { echo "make test needs nginx at $@; install it with your package manager." >&2; exit 1; }
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx \
+		|| { echo "make test needs nginx at $@ and could not install it; run as root, or: sudo apt-get install nginx" >&2; exit 1; }
+	@test -x $@ || { echo "apt-get installed nginx but $@ is missing; install nginx there." >&2; exit 1; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build dist

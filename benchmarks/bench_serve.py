@@ -5,6 +5,10 @@ checks that every answer is right. Here a server is started per runtime, loaded 
 (the time one request takes) and with 32 (the target's concurrency), and its peak resident
 memory read from the kernel before it is stopped. The same load against `floor_app.py`, the
 same HTTP stack answering without any work, is the floor no predict path can go below here.
+
+Requests per second per worker (the total divided by the server's workers) is the figure
+that scales out: N replicas of one worker each, behind a load balancer, answer about N times
+it (README, "Scaling out"). The clients run on the same cores here, so it is a lower bound.
 """
 
 from __future__ import annotations
@@ -43,18 +47,21 @@ def _serve_one(runtime: str, workers: int, repeats: int, requests: int) -> dict:
                 asyncio.run(load.load(url, payloads, expected, requests, clients))
                 for _ in range(repeats)
             ]
-            figures[f"{clients}_clients"] = _figures(results)
+            figures[f"{clients}_clients"] = _figures(results, workers)
         figures["peak_mb"] = _peak_mb(process.pid)
+    figures["workers"] = workers
     return figures
 
 
-def _figures(results: list[load.Result]) -> dict:
+def _figures(results: list[load.Result], workers: int) -> dict:
     errors = sum(sum(r.errors.values()) for r in results)
     if errors:
         raise SystemExit(f"the server answered {errors} requests wrongly under load")
     latencies = [np.array(r.latencies) * 1000 for r in results]
+    per_second = [len(r.latencies) / r.seconds for r in results]
     return {
-        "requests_per_second": summary([len(r.latencies) / r.seconds for r in results]),
+        "requests_per_second": summary(per_second),
+        "requests_per_second_per_worker": summary([rate / workers for rate in per_second]),
         "p50_ms": summary([float(np.percentile(x, 50)) for x in latencies]),
         "p99_ms": summary([float(np.percentile(x, 99)) for x in latencies]),
     }

@@ -88,7 +88,12 @@ def test_a_drawn_seven_is_read_and_the_model_input_returned(client: TestClient) 
     answer = response.json()
     assert answer["digit"] == 7
     assert len(answer["probabilities"]) == 10
-    assert sum(answer["probabilities"]) == pytest.approx(1.0, abs=1e-5)
+    # The digits' probabilities and "not a digit" (for a network that has it) make one.
+    assert sum(answer["probabilities"]) + (answer["not_a_digit"] or 0) == pytest.approx(
+        1.0, abs=1e-5
+    )
+    assert answer["status"] == "digit"
+    assert answer["alternatives"] == []
     assert answer["confidence"] == max(answer["probabilities"])
     with Image.open(io.BytesIO(base64.b64decode(answer["image"]))) as seen:
         assert seen.format == "PNG"
@@ -228,7 +233,15 @@ def test_openapi_documents_both_upload_styles_and_the_answer(client: TestClient)
         operation["requestBody"]["content"]
     )
     answer = schema["components"]["schemas"]["PredictionOut"]["properties"]
-    assert set(answer) == {"digit", "confidence", "probabilities", "image"}
+    assert set(answer) == {
+        "status",
+        "digit",
+        "confidence",
+        "alternatives",
+        "probabilities",
+        "not_a_digit",
+        "image",
+    }
     assert {"200", "400", "413", "415", "422"} <= set(operation["responses"])
     assert "/api/health" in schema["paths"]
     docs = client.get("/docs")
@@ -263,6 +276,17 @@ def test_serve_on_a_port_in_use_says_what_to_do(capsys: pytest.CaptureFixture) -
     error = capsys.readouterr().err
     assert error.startswith(f"handwritten: error: --host 127.0.0.1 --port {port}: cannot listen")
     assert "choose another --port" in error
+
+
+@pytest.mark.parametrize("option", ["--grace", "--drain"])
+@pytest.mark.parametrize("text", ["-1", "soon", "nan"])
+def test_serve_refuses_a_time_that_is_not_seconds(
+    option: str, text: str, capsys: pytest.CaptureFixture
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", option, text])
+    error = capsys.readouterr().err
+    assert f"argument {option}: must be a number of seconds, 0 or more, not {text}" in error
 
 
 def test_serve_with_a_missing_model_fails_before_listening(capsys: pytest.CaptureFixture) -> None:

@@ -15,11 +15,13 @@ import copy
 import io
 import logging
 import os
+import signal
 import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Literal
 
 import numpy as np
@@ -38,7 +40,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from handwritten import __version__
+from handwritten import __version__, metrics
 from handwritten.api import Classifier, Prediction, load, predict_image, read_number
 from handwritten.errors import HandwrittenError
 from handwritten.registry import DEFAULT_MODEL
@@ -47,6 +49,11 @@ from handwritten.runtime import RUNTIME_ENV
 MAX_BODY_BYTES = 16 * 1024 * 1024
 """A 12-megapixel phone photo is 3-8 MB as JPEG; the page scales photos down before sending."""
 MODEL_ENV = "HANDWRITTEN_SERVE_MODEL"
+COLLECT_ENV = "HANDWRITTEN_SERVE_COLLECT"
+"""The `serve --collect` folder, passed to the workers like the model."""
+DRAIN_ENV = "HANDWRITTEN_SERVE_DRAIN"
+GRACE_SECONDS = 30.0
+"""After SIGTERM, how long requests in flight may take to finish before they are cancelled."""
 STATIC_DIR = Path(__file__).parent / "static"
 RAW_IMAGE_TYPES = ("image/", "application/octet-stream")
 TOO_LARGE = (
@@ -58,12 +65,24 @@ logger = logging.getLogger("handwritten.serve")
 
 
 class PredictionOut(BaseModel):
-    """The digit read in one image, with what the model saw so a client can show it."""
+    """The digit read in one image, how sure the answer is, and what the model saw so a
+    client can show it."""
 
-    digit: int = Field(ge=0, le=9, description="the most probable digit")
-    confidence: float = Field(ge=0, le=1, description="the probability of that digit")
+    status: Literal["digit", "unsure", "not-a-digit"] = Field(
+        description="digit: a sure answer; unsure: `digit` is the best guess and "
+        "`alternatives` the other digits it could be; not-a-digit: a letter, symbol, doodle "
+        "or several digits, and `digit` is null"
+    )
+    digit: int | None = Field(ge=0, le=9, description="the digit read (null for not-a-digit)")
+    confidence: float = Field(ge=0, le=1, description="the probability of the most probable digit")
+    alternatives: list[int] = Field(
+        description="when unsure, the other digits it could be, most probable first"
+    )
     probabilities: list[float] = Field(
         min_length=10, max_length=10, description="the probability of each digit, 0 to 9"
+    )
+    not_a_digit: float | None = Field(
+        ge=0, le=1, description="the probability that it is no digit (null: the model cannot say)"
     )
     image: str = Field(
         description="the 28x28 image the model saw (white ink on black, like MNIST), "
@@ -84,7 +103,9 @@ class DigitOut(PredictionOut):
 class NumberOut(BaseModel):
     """The digits of one number written on a line, read left to right."""
 
-    number: str = Field(description="the digits in reading order, as a string")
+    number: str = Field(
+        description='the digits in reading order, as a string; "?" for a mark that is not a digit'
+    )
     digits: list[DigitOut] = Field(description="each digit, left to right")
     width: int = Field(description="the image's width in pixels, after EXIF rotation")
     height: int = Field(description="the image's height in pixels, after EXIF rotation")
@@ -132,6 +153,23 @@ async def health(request: Request) -> HealthOut:
     )
 
 
+@api.get(
+    "/health/ready",
+    response_model=HealthOut,
+    responses={503: {"model": ErrorOut, "description": "Shutting down: send requests elsewhere"}},
+    summary="Should a load balancer send requests here",
+)
+async def ready(request: Request) -> HealthOut:
+    """Readiness: 200 while serving; 503 from the moment shutdown begins (SIGTERM), while the
+    requests in flight finish, so a load balancer polling it stops sending new ones.
+    `/api/health` stays the liveness check: it answers 200 until the process stops."""
+    if request.app.state.draining:
+        raise HTTPException(
+            503, "shutting down: this replica takes no new requests; send them to another."
+        )
+    return await health(request)
+
+
 @api.post(
     "/predict",
     response_model=PredictionOut,
@@ -146,6 +184,8 @@ async def predict(
     """Send a PNG or JPEG as the multipart field `file`, or as the raw request body with an
     `image/*` or `application/octet-stream` content type. Dark ink on light paper, light on
     dark, or ink in the alpha channel all work; the digit may be anywhere and any size.
+    The answer's `status` says how far to trust it; a blank image is a 422 (no ink), an
+    unreadable one a 400.
     """
     data, name = await read_image_bytes(request, file)
     return await run_in_threadpool(read_digit, request.app.state.classifier, data, name)
@@ -230,9 +270,12 @@ def _no_ink(name: str) -> str:
 
 def _prediction_out(prediction: Prediction) -> PredictionOut:
     return PredictionOut(
+        status=prediction.status,
         digit=prediction.digit,
         confidence=prediction.confidence,
+        alternatives=prediction.alternatives,
         probabilities=prediction.probabilities,
+        not_a_digit=prediction.not_a_digit,
         image=_png_base64(prediction.image),
     )
 
@@ -314,9 +357,17 @@ class RequestLog:
             logger.info('%s:%s - "%s" %d %.1f ms', host, port, line, status, elapsed)
 
 
-def create_app(classifier: Classifier | None = None, model: str | None = None) -> FastAPI:
+def create_app(
+    classifier: Classifier | None = None,
+    model: str | None = None,
+    drain: float = 0,
+    collect: str | os.PathLike | None = None,
+) -> FastAPI:
     """The application around `classifier`, or around the model `model` names (a registered
-    name or a .keras or .onnx file), loaded once at start-up.
+    name or a .keras or .onnx file), loaded once at start-up. On SIGTERM it answers 503 at
+    /api/health/ready for `drain` seconds before uvicorn stops accepting (see metrics.py).
+    With `collect` (a folder), the page offers to correct a wrong answer and the corrections
+    are saved there (see collect.py); without it nothing is ever written.
 
     The API docs at /docs carry their own copy of Swagger UI, so they work offline too.
     """
@@ -327,7 +378,8 @@ def create_app(classifier: Classifier | None = None, model: str | None = None) -
         app.state.model_name = model or _name_of(app.state.classifier)
         app.state.model_path = Path(getattr(app.state.classifier, "path", "") or "").resolve()
         app.state.runtime = "onnx" if hasattr(app.state.classifier, "session") else "keras"
-        yield
+        async with metrics.watching(app, drain):
+            yield
 
     app = FastAPIOffline(
         title="handwritten",
@@ -336,9 +388,14 @@ def create_app(classifier: Classifier | None = None, model: str | None = None) -
         lifespan=lifespan,
     )
     app.include_router(api)
+    from handwritten import collect as corrections  # It imports this module's error model.
+
+    app.include_router(corrections.router)
+    app.state.collection = corrections.open_collection(collect) if collect else None
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(RequestLog)
+    metrics.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_api_route("/", _page, include_in_schema=False)
     return app
@@ -358,7 +415,11 @@ async def _page() -> FileResponse:
 def app_from_env() -> FastAPI:
     """The app as uvicorn's worker processes build it: they import it by name, so the model
     and runtime chosen on the command line reach them through the environment."""
-    return create_app(model=os.environ.get(MODEL_ENV))
+    return create_app(
+        model=os.environ.get(MODEL_ENV),
+        drain=float(os.environ.get(DRAIN_ENV, 0)),
+        collect=os.environ.get(COLLECT_ENV) or None,
+    )
 
 
 class NoDelayH11Protocol(H11Protocol):
@@ -383,27 +444,49 @@ def serve(
     model: str | None = None,
     workers: int = 1,
     runtime: str | None = None,
+    grace: float = GRACE_SECONDS,
+    drain: float = 0,
+    collect: str | os.PathLike | None = None,
 ) -> None:
     """Run the service under uvicorn until interrupted.
 
     The address and the model are checked here first, so a port in use or a bad --model is
     one clear error line before anything starts, not a traceback from every worker.
+
+    On SIGTERM: /api/health/ready answers 503 for `drain` seconds, then the port closes and
+    the requests in flight get up to `grace` seconds to finish; the exit status is then 0.
+
+    `collect` is the folder corrections are saved in; it is made (or checked) here too.
     """
     _check_address(host, port)
     load(model, runtime)
+    if collect:
+        from handwritten.collect import prepare_folder
+
+        os.environ[COLLECT_ENV] = str(prepare_folder(Path(collect)))
     os.environ[MODEL_ENV] = model or DEFAULT_MODEL
+    os.environ[DRAIN_ENV] = str(drain)
     if runtime:
         os.environ[RUNTIME_ENV] = runtime
-    uvicorn.run(
-        "handwritten.serve:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        http="handwritten.serve:NoDelayH11Protocol",
-        log_config=_log_config(),
-        access_log=False,
-    )
+    signal.signal(signal.SIGTERM, _stop)
+    with metrics.shared_between_workers(workers):
+        uvicorn.run(
+            "handwritten.serve:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            http="handwritten.serve:NoDelayH11Protocol",
+            log_config=_log_config(),
+            access_log=False,
+            timeout_graceful_shutdown=grace,
+        )
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM outside uvicorn's own handling: before it starts, and after its graceful
+    shutdown, which raises the signal again once done. A clean stop, so exit status 0."""
+    raise SystemExit(0)
 
 
 def _check_address(host: str, port: int) -> None:
