@@ -332,3 +332,62 @@ def test_a_bad_photo_gets_the_servers_message_and_no_number(
     expect(status).to_contain_text("notes.jpg: not a readable image")
     expect(number).to_have_text("?")
     expect(page.locator("#photo")).to_be_hidden()
+
+
+@pytest.fixture(scope="module")
+def collecting_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """`handwritten serve --collect DIR`, as `server` but keeping corrections: URL and DIR."""
+    folder = tmp_path_factory.mktemp("collect") / "corrections"
+    port = free_port()
+    log = folder.with_name("serve.log")
+    command = [HANDWRITTEN, "serve", "--port", str(port), "--model", str(resolve_model())]
+    with open(log, "w") as output:
+        process = subprocess.Popen(
+            [*command, "--collect", str(folder)], stdout=output, stderr=subprocess.STDOUT, cwd=ROOT
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(url, process, log)
+        yield url, folder
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_a_wrong_answer_is_corrected_and_the_drawing_kept(
+    browser: Browser, collecting_server: tuple[str, Path]
+) -> None:
+    url, folder = collecting_server
+    page = open_page(browser, url, 1000, 900)
+    page.clock.install()  # the page's timers wait for run_for: one answer for the whole stroke
+    draw_stroke(page, SEVEN)
+    page.clock.run_for(1000)
+    expect(page.locator("#digit")).to_have_text("7")
+    correcting = page.locator("#correct")
+    expect(correcting).to_be_visible()
+    expect(page.get_by_role("button", name="It is a 7")).to_be_disabled()  # the model's answer
+
+    page.get_by_role("button", name="It is a 1").click()  # they meant a 1 with a flag
+
+    expect(page.locator("#correct-status")).to_have_text("Saved as a 1: thank you.")
+    expect(page.get_by_role("button", name="It is a 2")).to_be_disabled()  # saved once only
+    (drawing,) = (folder / "1").glob("*.png")
+    (seen,) = (folder / "1" / "seen").glob("*.png")
+    assert Image.open(drawing).size == (280, 280)  # the canvas as drawn
+    assert Image.open(seen).size == (28, 28)  # what the model saw
+    print(f"screenshot: {screenshot(page, 'correct.png')}")
+
+    page.get_by_role("button", name="Clear").click()
+    expect(correcting).to_be_hidden()
+
+
+def test_without_collect_there_is_nothing_to_correct(
+    browser: Browser, server: tuple[str, Path]
+) -> None:
+    url, log = server
+    page = open_page(browser, url, 1000, 900)
+    draw_stroke(page, SEVEN)
+    expect(page.locator("#digit")).to_have_text("7")
+    expect(page.locator("#correct")).to_be_hidden()
+    expect(page.get_by_role("button", name="It is a 1")).to_be_hidden()
+    assert '"GET /api/config" 200' in log.read_text()

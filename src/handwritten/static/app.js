@@ -8,7 +8,6 @@
 const PEN_WIDTH = 12; // on the 280-px-high canvas: a paint program's medium brush
 const DEBOUNCE_MS = 150; // wait for a pause in the stroke before asking the model
 const MAX_PHOTO_SIDE = 1600; // a phone photo is scaled down to this before it is sent
-const UNSURE = 0.6; // a digit read with less confidence than this is marked as a doubt
 const DIGITS = [...Array(10).keys()];
 
 const MODES = {
@@ -103,9 +102,7 @@ function startAgain() {
   clearTimeout(debounceTimer);
   latestRequest++; // an answer still on its way is for a drawing that is gone
   drawingPointer = null;
-  // A reloaded page may come back with Number still ticked.
-setMode(document.querySelector('input[name="mode"]:checked')?.value || "digit");
-clearCanvas();
+  clearCanvas();
   resetResult();
 }
 
@@ -190,9 +187,7 @@ function sendFile(file) {
     return;
   }
   clearTimeout(debounceTimer);
-  // A reloaded page may come back with Number still ticked.
-setMode(document.querySelector('input[name="mode"]:checked')?.value || "digit");
-clearCanvas();
+  clearCanvas();
   const form = new FormData();
   form.append("file", file);
   sendDigit(form, {}, file.name);
@@ -227,10 +222,13 @@ async function post(url, body, headers, request) {
 
 async function sendDigit(body, headers, source) {
   const request = reading(source);
+  withdrawCorrection();
   const reply = await post("/api/predict", body, headers, request);
   if (!reply) return;
-  if (reply.response.ok) showPrediction(reply.answer, source);
-  else showError(reply.detail);
+  if (reply.response.ok) {
+    showPrediction(reply.answer, source);
+    offerCorrection(body instanceof FormData ? body.get("file") : body, reply.answer);
+  } else showError(reply.detail);
 }
 
 async function sendDrawnNumber(png) {
@@ -246,9 +244,7 @@ async function sendPhoto(file) {
   if (!file) return;
   setMode("number");
   clearTimeout(debounceTimer);
-  // A reloaded page may come back with Number still ticked.
-setMode(document.querySelector('input[name="mode"]:checked')?.value || "digit");
-clearCanvas();
+  clearCanvas();
   clearAnswer();
   showPhoto(null);
   const request = reading(file.name);
@@ -299,10 +295,29 @@ async function scaleDown(file) {
 
 // --- Showing answers ---------------------------------------------------------------------
 
+// The answer in words, by its status: the model's thresholds decide, not the page.
+function answerText(answer) {
+  if (answer.status === "not-a-digit") return "That doesn't look like a digit";
+  if (answer.status === "unsure") return `${[answer.digit, ...answer.alternatives].join(" or ")}?`;
+  return String(answer.digit);
+}
+
 function showPrediction(answer, source) {
-  statusLine.textContent = `The model reads ${source} as ${answer.digit}.`;
-  digitOut.textContent = String(answer.digit);
-  confidenceOut.textContent = `${percent(answer.confidence)} sure`;
+  const words = answerText(answer);
+  const sayings = {
+    digit: `The model reads ${source} as ${answer.digit}.`,
+    unsure: `The model is not sure: it reads ${source} as ${words}`,
+    "not-a-digit": `${words}: the model reads ${source} as no digit at all.`,
+  };
+  const notes = {
+    digit: `${percent(answer.confidence)} sure`,
+    unsure: `not sure: ${percent(answer.confidence)} a ${answer.digit}`,
+    "not-a-digit": words,
+  };
+  statusLine.textContent = sayings[answer.status];
+  digitOut.textContent = answer.status === "not-a-digit" ? "\u2013" : words;
+  digitResult.dataset.status = answer.status;
+  confidenceOut.textContent = notes[answer.status];
   seen.src = `data:image/png;base64,${answer.image}`;
   answer.probabilities.forEach((probability, digit) => {
     bars[digit].querySelector(".fill").style.width = percent(probability);
@@ -312,7 +327,7 @@ function showPrediction(answer, source) {
 }
 
 function showNumber(answer, source, boxes) {
-  const doubts = answer.digits.filter((digit) => digit.confidence < UNSURE).length;
+  const doubts = answer.digits.filter((digit) => digit.status !== "digit").length;
   const count = answer.digits.length === 1 ? "1 digit" : `${answer.digits.length} digits`;
   statusLine.textContent =
     `The model reads ${source} as ${answer.number} (${count}).` +
@@ -322,7 +337,7 @@ function showNumber(answer, source, boxes) {
   digitList.replaceChildren(
     ...answer.digits.map((digit, index) => {
       const item = document.createElement("li");
-      item.classList.toggle("unsure", digit.confidence < UNSURE);
+      item.classList.toggle("unsure", digit.status !== "digit");
       const image = document.createElement("img");
       image.src = `data:image/png;base64,${digit.image}`;
       image.width = 56;
@@ -330,10 +345,11 @@ function showNumber(answer, source, boxes) {
       image.alt = `digit ${index + 1} as the model saw it (28 by 28)`;
       const read = document.createElement("span");
       read.className = "read";
-      read.textContent = String(digit.digit);
+      read.textContent = digit.status === "digit" ? String(digit.digit) : answerText(digit);
       const sure = document.createElement("span");
       sure.className = "sure";
-      sure.textContent = `${percent(digit.confidence, 0)} sure`;
+      sure.textContent =
+        digit.status === "not-a-digit" ? "not a digit" : `${percent(digit.confidence, 0)} sure`;
       item.append(image, read, sure);
       return item;
     }),
@@ -354,7 +370,7 @@ function showBoxes(container, answer) {
       const [left, top, right, bottom] = digit.box;
       const box = document.createElement("span");
       box.className = "box";
-      box.classList.toggle("unsure", digit.confidence < UNSURE);
+      box.classList.toggle("unsure", digit.status !== "digit");
       box.dataset.digit = String(digit.digit);
       box.style.left = percent(left / answer.width, 3);
       box.style.top = percent(top / answer.height, 3);
@@ -397,6 +413,7 @@ function showError(message) {
 
 // Forget the last answer, keeping the photo it was about (if any) on show.
 function clearAnswer() {
+  withdrawCorrection();
   digitOut.textContent = "?";
   confidenceOut.textContent = "";
   seen.removeAttribute("src");
@@ -418,7 +435,92 @@ function resetResult() {
   statusLine.textContent = MODES[mode].idle;
 }
 
+// --- Correcting a wrong answer (only under `handwritten serve --collect DIR`) --------------
+// After a digit is read, a row of 0-9 buttons lets the person say which digit it really is;
+// the drawing, as it was sent, goes to POST /api/corrections with that digit. The page asks
+// /api/config first: a server that does not collect gets no buttons at all.
+
+const correctBox = document.getElementById("correct");
+const correctStatus = document.getElementById("correct-status");
+const correctButtons = makeCorrectButtons(document.getElementById("correct-digits"));
+const correction = { collecting: false, drawing: null, read: null };
+
+function makeCorrectButtons(row) {
+  return DIGITS.map((digit) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = String(digit);
+    button.setAttribute("aria-label", `It is a ${digit}`);
+    button.addEventListener("click", () => sendCorrection(digit));
+    row.append(button);
+    return button;
+  });
+}
+
+async function learnWhetherCollecting() {
+  try {
+    const response = await fetch("/api/config");
+    correction.collecting = response.ok && (await response.json()).collecting === true;
+  } catch {
+    correction.collecting = false;
+  }
+}
+
+// `drawing` is the Blob or File just read; the model's own answer is not offered.
+function offerCorrection(drawing, answer) {
+  if (!correction.collecting) return;
+  correction.drawing = drawing;
+  correction.read = answer.digit;
+  enableCorrectButtons(true);
+  showCorrectionStatus("", false);
+  correctBox.hidden = false;
+}
+
+function withdrawCorrection() {
+  correction.drawing = null;
+  correctBox.hidden = true;
+}
+
+function enableCorrectButtons(enabled) {
+  correctButtons.forEach((button, digit) => {
+    button.disabled = !enabled || digit === correction.read;
+  });
+}
+
+function showCorrectionStatus(message, isError) {
+  correctStatus.textContent = message;
+  correctStatus.classList.toggle("error", isError);
+}
+
+async function sendCorrection(digit) {
+  const drawing = correction.drawing;
+  if (!drawing) return;
+  enableCorrectButtons(false);
+  const form = new FormData();
+  form.append("file", drawing, drawing.name || "drawing.png");
+  form.append("digit", String(digit));
+  let response;
+  let answer;
+  try {
+    response = await fetch("/api/corrections", { method: "POST", body: form });
+    answer = await response.json().catch(() => ({}));
+  } catch (error) {
+    answer = { detail: `No answer from the server (${error.message}); nothing was saved.` };
+  }
+  if (drawing !== correction.drawing) return; // a newer drawing took its place meanwhile
+  if (response?.ok) {
+    correction.drawing = null;
+    showCorrectionStatus(`Saved as a ${answer.digit}: thank you.`, false);
+    return;
+  }
+  const detail = typeof answer.detail === "string" ? answer.detail : "";
+  showCorrectionStatus(detail || `The server answered ${response.status}.`, true);
+  enableCorrectButtons(true);
+}
+
 // --- Wiring ------------------------------------------------------------------------------
+
+learnWhetherCollecting();
 
 canvas.addEventListener("pointerdown", startStroke);
 canvas.addEventListener("pointermove", continueStroke);
