@@ -22,7 +22,7 @@ from pathlib import Path
 
 from common import BENCHMARKS, data_dir, finished, setting, stamp
 
-SECTIONS = ("train", "race", "predict", "serve", "numbers")
+SECTIONS = ("train", "race", "predict", "serve", "numbers", "bulk", "trust")
 
 
 @dataclass(frozen=True)
@@ -123,20 +123,41 @@ def _numbers(mode: Mode, data: Path) -> dict:
     return numbers(mode.numbers_repeats)
 
 
+def _bulk(mode: Mode, data: Path) -> dict:
+    from bench_bulk import bulk
+
+    return bulk(mode.folder_repeats, data)
+
+
+def _trust(mode: Mode, data: Path) -> dict:
+    from bench_trust import trust
+
+    return trust(data)
+
+
 RUNNERS = {
     "train": _train,
     "race": _race,
     "predict": _predict,
     "serve": _serve,
     "numbers": _numbers,
+    "bulk": _bulk,
+    "trust": _trust,
 }
 
 
 def markdown(results: dict) -> str:
     """RESULTS.md: the setting, then one table per section, medians with their ratios."""
-    from results_md import render
+    from bench_bulk import markdown as bulk_markdown
+    from bench_trust import markdown as trust_markdown
+    from results_md import _measured, render
 
-    return render(results)
+    text = render(results)
+    for name, section_markdown in (("bulk", bulk_markdown), ("trust", trust_markdown)):
+        section = results["sections"].get(name)
+        if section is not None:
+            text += "\n" + _measured(section_markdown(section), section) + "\n"
+    return text
 
 
 if __name__ == "__main__":

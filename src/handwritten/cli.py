@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from handwritten import __version__, registry
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"handwritten {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(commands)
+    _add_tune(commands)
     _add_evaluate(commands)
     _add_predict(commands)
     _add_gallery(commands)
@@ -101,6 +103,31 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=_train)
 
 
+def _add_tune(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "tune", help="fine-tune a model on your own drawings in under a minute"
+    )
+    parser.add_argument(
+        "folder",
+        type=Path,
+        metavar="DIR",
+        help="your labelled drawings, DIR/0/*.png ... DIR/9/*.png (what serve --collect saves)",
+    )
+    parser.add_argument("--output", type=Path, required=True, help="where to save the model")
+    parser.add_argument(
+        "--from",
+        dest="source",
+        metavar="MODEL",
+        help=f"the model to start from: a model's name ({', '.join(registry.names())}) or a "
+        f".keras file (default: {registry.DEFAULT_MODEL})",
+    )
+    parser.add_argument("--steps", type=_positive_int, help="training steps (default: 100)")
+    parser.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing --output")
+    _add_data_dir(parser)
+    parser.set_defaults(run=_tune)
+
+
 def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "evaluate", help="score a model on the MNIST test set, or on labelled drawings"
@@ -124,10 +151,19 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
         "file,label, the label being the digits); repeat for several",
     )
     parser.add_argument(
+        "--nondigits",
+        type=Path,
+        action="append",
+        metavar="DIR",
+        help='how many images that are not digits are answered "not a digit" (DIR of images, '
+        "or DIR/labels.csv with file,kind); repeat for several",
+    )
+    parser.add_argument(
         "--record",
         action="store_true",
-        help="with --drawings or --numbers: record the scores in the model's card (and so in "
-        "`handwritten models`)",
+        help="with --drawings, --numbers or --nondigits: record the scores in the model's card "
+        "(and so in `handwritten models`); with --drawings, first choose the thresholds of "
+        "sure and not-a-digit answers on them and on the validation split, and record those",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
@@ -156,6 +192,30 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
         type=Path,
         metavar="DIR",
         help="save a picture of what the model saw (with --number: the boxes on the photo)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="write one row per image to FILE (.csv, or .parquet: a folder of parts) as it "
+        "goes; a rerun with the same FILE resumes where an interrupted one stopped",
+    )
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="with --output: run the job on the Ray cluster at ADDRESS (host:port; write "
+        "--ray=ADDRESS before the paths, or --ray after them), or on a new local Ray when "
+        "none is given; needs `pip install 'handwritten[ray]'`",
+    )
+    parser.add_argument(
+        "--chunk",
+        type=_positive_int,
+        default=1000,
+        metavar="ROWS",
+        help="with --output: rows written and committed at a time, the most a rerun after a "
+        "kill redoes; with .parquet, rows per part file (default: 1000)",
     )
     _add_runtime(parser)
     parser.set_defaults(run=_predict)
@@ -188,6 +248,28 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
         "--workers", type=_positive_int, default=1, help="processes serving requests (default: 1)"
     )
     _add_runtime(parser)
+    parser.add_argument(
+        "--grace",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="on SIGTERM, how long the requests in flight may take to finish (default: 30)",
+    )
+    parser.add_argument(
+        "--drain",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="on SIGTERM, keep serving this long with /api/health/ready answering 503, for a "
+        "load balancer that polls it, before the port closes (default: 0)",
+    )
+    parser.add_argument(
+        "--collect",
+        type=Path,
+        metavar="DIR",
+        help="let people correct a wrong answer on the page, saving their drawings, labelled, "
+        "in DIR/<digit>/ for `handwritten tune DIR` (default: no correcting, nothing saved)",
+    )
     parser.set_defaults(run=_serve)
 
 
@@ -234,6 +316,16 @@ def _png_file(text: str) -> Path:
     return Path(text)
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more, not {text}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -271,12 +363,33 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from handwritten import api
+
+    steps = {"steps": args.steps} if args.steps else {}
+    card = api.tune(
+        args.folder,
+        args.output,
+        source=args.source,
+        data_dir=args.data_dir,
+        seed=args.seed,
+        force=args.force,
+        **steps,
+    )
+    print(
+        f"saved {args.output}: tuned on {card['tuning']['drawings']} drawings in "
+        f"{card['training_seconds']:.0f} s; MNIST validation accuracy "
+        f"{card['validation_before']['accuracy']:.4f} -> {card['validation']['accuracy']:.4f}"
+    )
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from handwritten import api
     from handwritten.data import load_mnist
     from handwritten.evaluate import format_report
 
-    if args.drawings or args.numbers:
+    if args.drawings or args.numbers or args.nondigits:
         return _evaluate_labelled(args, api.load(args.model, args.runtime))
     mnist = load_mnist(args.data_dir)  # A broken MNIST file is named before a model loads.
     classifier = api.load(args.model, args.runtime)
@@ -300,27 +413,46 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _evaluate_labelled(args: argparse.Namespace, classifier) -> int:
     from handwritten import api
 
+    thresholds = None
+    if args.record and args.drawings:
+        thresholds = api.choose_trust(classifier, args.drawings, args.data_dir)
+        classifier.card = {**(classifier.card or {}), "trust": thresholds}
     results = [api.evaluate_drawings(folder, classifier) for folder in args.drawings or ()]
     results += [api.evaluate_numbers(folder, classifier) for folder in args.numbers or ()]
+    results += [api.evaluate_nondigits(folder, classifier) for folder in args.nondigits or ()]
     for result in results:
-        if args.json:
-            print(json.dumps(result))
-        else:
-            print(f"{result['folder']}: {result['correct']} of {result['images']} read right")
-            for miss in result["wrong"]:
-                print(f"  {miss['path']}: {miss['label']} read as {miss['read']}")
+        print(json.dumps(result) if args.json else _labelled_summary(result))
     if args.record:
-        print(f"recorded in {api.record_development(args.model, results)}", file=sys.stderr)
+        recorded = api.record_development(args.model, results, thresholds)
+        print(f"recorded in {recorded}", file=sys.stderr)
     return 0
+
+
+def _labelled_summary(result: dict) -> str:
+    """A few lines for one labelled folder: what was read right, and every miss."""
+    if "refused" in result:
+        lines = [f"{result['folder']}: {result['refused']:.1%} of {result['images']} refused"]
+        lines += [
+            f"  {seen['path']}: read as {seen['read']} ({seen['confidence']:.1%})"
+            for seen in result["still_read_as_digit"]
+        ]
+        return "\n".join(lines)
+    line = f"{result['folder']}: {result['correct']} of {result['images']} read right"
+    if "sure" in result:
+        right = result["sure_accuracy"]
+        line += f"; {result['sure']:.1%} sure" + (f", {right:.1%} of those right" if right else "")
+    misses = [f"  {m['path']}: {m['label']} read as {m['read']}" for m in result["wrong"]]
+    return "\n".join([line, *misses])
 
 
 def _predict(args: argparse.Namespace) -> int:
     from handwritten import api
 
+    if args.output or args.ray is not None:
+        return _predict_to_file(args)
     classifier = api.load(args.model, args.runtime)
-    read = api.read_numbers if args.number else api.predict
-    predictions = read(args.paths, classifier)
-    status = _print_results(predictions, args)
+    results = api.read_many(args.paths, classifier, number=args.number)
+    status, predictions = _print_results(results, args, keep=bool(args.preview or args.show))
     if args.preview or args.show:
         from handwritten import plots
 
@@ -331,12 +463,43 @@ def _predict(args: argparse.Namespace) -> int:
     return status
 
 
-def _print_results(results: list, args: argparse.Namespace) -> int:
-    if not results:
-        raise HandwrittenError(f"{' '.join(args.paths)}: no image files found (.png, .jpg, ...).")
+def _print_results(results: Iterable, args: argparse.Namespace, keep: bool) -> tuple[int, list]:
+    """Print each result as it comes (through tqdm, so a progress bar stays intact); the
+    exit status, and the results themselves only when `keep` (previews need their images)."""
+    from tqdm import tqdm
+
+    kept, count, failed = [], 0, False
     for result in results:
-        print(json.dumps(result.to_json()) if args.json else result.describe())
-    return 1 if any(r.error for r in results) else 0
+        tqdm.write(json.dumps(result.to_json()) if args.json else result.describe())
+        count, failed = count + 1, failed or bool(result.error)
+        if keep:
+            kept.append(result)
+    if not count:
+        raise HandwrittenError(f"{' '.join(args.paths)}: no image files found (.png, .jpg, ...).")
+    return (1 if failed else 0), kept
+
+
+def _predict_to_file(args: argparse.Namespace) -> int:
+    from handwritten import api
+
+    if args.output is None:
+        raise HandwrittenError("--ray writes its rows to a file: add --output results.csv.")
+    if args.json or args.preview or args.show:
+        raise HandwrittenError(
+            "--output writes rows to a file; --json, --preview and --show print or draw "
+            "them instead: leave those out, or leave out --output."
+        )
+    api.check_output(args.output)  # A wrong suffix is named before a model loads.
+    classifier = api.load(args.model, args.runtime)
+    done = api.write_results(
+        args.paths, classifier, args.output, number=args.number, ray=args.ray, chunk=args.chunk
+    )
+    print(
+        f"{done.output}: {done.written} rows written, {done.skipped} already there; "
+        f"{done.errors} files could not be read",
+        file=sys.stderr,
+    )
+    return 1 if done.errors else 0
 
 
 def _gallery(args: argparse.Namespace) -> int:
@@ -406,5 +569,8 @@ def _serve(args: argparse.Namespace) -> int:
         model=args.model,
         workers=args.workers,
         runtime=args.runtime,
+        grace=args.grace,
+        drain=args.drain,
+        collect=args.collect,
     )
     return 0

@@ -9,7 +9,7 @@ normaliser (`preprocess.ink_to_mnist`).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
-from handwritten import page
+from handwritten import page, trust
 from handwritten.errors import ImageError
 from handwritten.preprocess import ImageSource, ink_to_mnist, open_image, to_mnist
 
@@ -25,17 +25,21 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".ti
 
 
 class Classifier(Protocol):
-    """Anything that maps uint8 28x28 images (n, 28, 28) to probabilities (n, 10)."""
+    """Anything that maps uint8 28x28 images (n, 28, 28) to probabilities (n, 10), or (n, 11)
+    with "not a digit" last; `card`, when it has one, holds the thresholds of `trust`."""
 
     def probabilities(self, images: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass
 class Prediction:
-    """One input's result; `digit` is None when the image holds no ink or could not be read.
+    """One input's result, with its `status` (see `trust`): "digit", "unsure" (`digit` is the
+    best guess, `alternatives` the other digits it could be), "not-a-digit", "no-ink" or
+    "error". `digit` is None for the last three.
 
-    `box` (left, top, right, bottom, in the image's pixels) is where a digit of a number was
-    found.
+    `probabilities` are the ten digits'; `not_a_digit` is the network's probability that the
+    image is no digit at all (None for a network without that output). `box` (left, top,
+    right, bottom, in the image's pixels) is where a digit of a number was found.
     """
 
     path: str
@@ -45,13 +49,23 @@ class Prediction:
     error: str | None = None
     image: np.ndarray | None = field(default=None, repr=False)
     box: tuple[int, int, int, int] | None = None
+    status: str = "no-ink"
+    alternatives: list[int] = field(default_factory=list)
+    not_a_digit: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.error is not None:
+            self.status = "error"
 
     def to_json(self) -> dict[str, Any]:
         answer = {
             "path": self.path,
+            "status": self.status,
             "digit": self.digit,
             "confidence": self.confidence,
+            "alternatives": self.alternatives,
             "probabilities": self.probabilities,
+            "not_a_digit": self.not_a_digit,
             "error": self.error,
         }
         if self.box is not None:
@@ -59,29 +73,60 @@ class Prediction:
         return answer
 
     def describe(self) -> str:
-        if self.error:
-            return f"{self.path}: error: {self.error}"
-        if self.digit is None:
-            return f"{self.path}: no digit found"
-        return f"{self.path}: {self.digit} ({self.confidence:.1%})"
+        return f"{self.path}: {self.answer()}"
+
+    def answer(self) -> str:
+        """The answer in words, as the CLI says it: "7 (98.2%)", "6 or 5? (unsure: ...)"."""
+        if self.status == "error":
+            return f"error: {self.error}"
+        if self.status == "no-ink":
+            return "no digit found"
+        if self.status == "not-a-digit":
+            doubt = self.not_a_digit if self.not_a_digit is not None else 1 - self.confidence
+            return f"not a digit ({doubt:.0%} sure)"
+        if self.status == "unsure":
+            return f"{self.brief()} (unsure: {self.digit} at {self.confidence:.1%})"
+        return f"{self.digit} ({self.confidence:.1%})"
+
+    def brief(self) -> str:
+        """The answer in a few characters: "7", "6 or 5?", "not a digit", "no ink"."""
+        if self.status == "unsure":
+            return " or ".join(str(d) for d in [self.digit, *self.alternatives]) + "?"
+        if self.status == "digit":
+            return str(self.digit)
+        return self.status.replace("-", " ")
 
 
 def find_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Expand folders into the images they hold (sorted); files are kept as given."""
-    found: list[Path] = []
+    return list(iter_images(paths))
+
+
+def iter_images(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
+    """`find_images` one folder at a time, in the same order, for inputs too many to list."""
     for path in map(Path, paths):
         if path.is_dir():
-            found += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            yield from sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         else:
-            found.append(path)
-    return found
+            yield path
 
 
 def predict_files(paths: Iterable[str | os.PathLike], classifier: Classifier) -> list[Prediction]:
     """Predict every image; a file that cannot be read gets an error, the rest still run."""
-    predictions = [_preprocess(path) for path in find_images(paths)]
-    _classify([p for p in predictions if p.image is not None], classifier)
+    predictions = [preprocess_file(path) for path in find_images(paths)]
+    classify_predictions(predictions, classifier)
     return predictions
+
+
+def preprocess_file(path: str | os.PathLike) -> Prediction:
+    """One file's prediction before the model sees it (its 28x28 image, or its error): the
+    part of `predict_files` that a process pool can run, as it needs no model."""
+    return _preprocess(path)
+
+
+def classify_predictions(predictions: list[Prediction], classifier: Classifier) -> None:
+    """The other part: classify, in one batch, every prediction that has an image."""
+    _classify([p for p in predictions if p.image is not None], classifier)
 
 
 def predict_image(
@@ -120,14 +165,21 @@ def _preprocess(source: ImageSource, label: str | None = None) -> Prediction:
 
 
 def _classify(predictions: list[Prediction], classifier: Classifier) -> None:
-    """Fill in digit, confidence and probabilities, in one batch for speed."""
+    """Fill in the status, digit, confidence and probabilities, in one batch for speed."""
     if not predictions:
         return
+    thresholds = trust.thresholds_of(getattr(classifier, "card", None))
     probabilities = classifier.probabilities(np.stack([p.image for p in predictions]))
     for prediction, row in zip(predictions, probabilities, strict=True):
-        prediction.digit = int(row.argmax())
-        prediction.confidence = float(row.max())
-        prediction.probabilities = [float(p) for p in row]
+        judgement = trust.judge(row, thresholds)
+        digits = trust.digit_probabilities(row)
+        prediction.status = judgement.status
+        prediction.digit = judgement.digit
+        prediction.alternatives = judgement.alternatives
+        prediction.confidence = float(digits.max())
+        prediction.probabilities = [float(p) for p in digits]
+        if len(row) > trust.NUM_DIGITS:
+            prediction.not_a_digit = float(row[trust.NUM_DIGITS])
 
 
 @dataclass
@@ -141,8 +193,11 @@ class NumberReading:
 
     @property
     def number(self) -> str | None:
-        """The digits as a string (a number may start with 0, as in a postcode), or None."""
-        return "".join(str(p.digit) for p in self.digits) if self.digits else None
+        """The digits as a string (a number may start with 0, as in a postcode), or None;
+        a mark that is not a digit shows as "?"."""
+        if not self.digits:
+            return None
+        return "".join("?" if p.digit is None else str(p.digit) for p in self.digits)
 
     def to_json(self) -> dict[str, Any]:
         digits = [{k: v for k, v in p.to_json().items() if k != "path"} for p in self.digits]
@@ -160,7 +215,11 @@ class NumberReading:
         if not self.digits:
             return f"{self.path}: no digits found"
         least = min(p.confidence for p in self.digits)
-        return f"{self.path}: {self.number} (least sure digit {least:.1%})"
+        doubts = [
+            f"{i + 1}: {p.answer()}" for i, p in enumerate(self.digits) if p.status != "digit"
+        ]
+        doubt = f"; {', '.join(doubts)}" if doubts else ""
+        return f"{self.path}: {self.number} (least sure digit {least:.1%}{doubt})"
 
 
 def read_number(
@@ -168,6 +227,14 @@ def read_number(
 ) -> NumberReading:
     """Read every digit of the number in one image (a photo, a scan, a drawing), in reading
     order, each with its box in the image."""
+    reading = find_number(source, name)
+    _classify(reading.digits, classifier)
+    return reading
+
+
+def find_number(source: ImageSource, name: str | None = None) -> NumberReading:
+    """The digits of a number found and normalised, not yet classified: the part of
+    `read_number` that a process pool can run, as it needs no model."""
     label = name or str(source)
     try:
         image = open_image(source, label)
@@ -177,9 +244,7 @@ def read_number(
         Prediction(label, image=ink_to_mnist(found.ink), box=found.box)
         for found in page.find_digits(image)
     ]
-    reading = NumberReading(path=label, digits=digits, size=image.size)
-    _classify(reading.digits, classifier)
-    return reading
+    return NumberReading(path=label, digits=digits, size=image.size)
 
 
 def read_numbers(paths: Iterable[str | os.PathLike], classifier: Classifier) -> list[NumberReading]:

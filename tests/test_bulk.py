@@ -1,0 +1,322 @@
+"""Bulk reading: the process pool, results streamed to CSV or Parquet, resuming after a kill.
+
+Unit tests use drawings made here; the kill tests run the real console script on copies of
+the people's drawings in ../shared/user-digits and SIGKILL it midway.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import json
+import os
+import pty
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, USER_DIGITS
+from drawings import draw
+from PIL import Image
+
+from handwritten import api, bulk
+from handwritten.errors import HandwrittenError
+
+HANDWRITTEN = Path(sys.executable).with_name("handwritten")
+STROKES = [
+    [(0.2, 0.15), (0.8, 0.15), (0.45, 0.9)],  # a seven
+    [(0.5, 0.05), (0.5, 0.95)],  # a one
+    [(0.5, 0.1), (0.2, 0.5), (0.5, 0.9), (0.8, 0.5), (0.5, 0.1)],  # a zero
+    [(0.2, 0.2), (0.8, 0.2), (0.2, 0.85), (0.8, 0.85)],  # a zed, read as a 2 or a 7
+]
+
+
+@pytest.fixture(scope="module")
+def classifier() -> api.Classifier:
+    return api.load("seed")
+
+
+@pytest.fixture(scope="module")
+def drawings(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """150 drawings in several strokes and widths, one blank canvas and one broken file:
+    enough for the pool (64 or more files) and for several chunks."""
+    folder = tmp_path_factory.mktemp("drawings")
+    for index in range(150):
+        stroke = STROKES[index % len(STROKES)]
+        draw(size=64 + index % 5 * 24, width=4 + index % 7, stroke=stroke).save(
+            folder / f"{index:03d}.png"
+        )
+    Image.new("L", (80, 80), 255).save(folder / "150-blank.png")
+    (folder / "151-broken.png").write_text("not a png")
+    return folder
+
+
+def expected_rows(folder: Path, classifier: api.Classifier) -> list[dict]:
+    """What `predict --json` gives, one by one in this process: the reference."""
+    return [prediction.to_json() for prediction in api.predict([folder], classifier)]
+
+
+def csv_rows(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as table:
+        return [
+            {key: _decode(value) for key, value in row.items()} for row in csv.DictReader(table)
+        ]
+
+
+def _decode(text: str):
+    if text == "":
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def test_read_many_gives_predicts_results_in_order_through_the_pool(
+    drawings: Path, classifier: api.Classifier
+) -> None:
+    results = list(bulk.read_many([drawings], classifier, workers=2, progress=False))
+    assert [r.to_json() for r in results] == expected_rows(drawings, classifier)
+    assert results[-1].error
+    assert "151-broken.png" in results[-1].error
+    assert results[-2].digit is None
+    assert results[-2].error is None
+
+
+def test_csv_rows_are_the_json_fields_of_every_image_once(
+    tmp_path: Path, drawings: Path, classifier: api.Classifier
+) -> None:
+    done = bulk.write_results([drawings], classifier, tmp_path / "r.csv", chunk=40)
+    expected = expected_rows(drawings, classifier)
+    assert (done.written, done.skipped, done.errors) == (152, 0, 1)
+    with open(tmp_path / "r.csv", encoding="utf-8") as table:
+        assert next(csv.reader(table)) == list(expected[0])
+    assert csv_rows(tmp_path / "r.csv") == expected
+
+
+def test_parquet_folder_holds_the_same_rows_as_the_csv(
+    tmp_path: Path, drawings: Path, classifier: api.Classifier
+) -> None:
+    import pyarrow.parquet as pq
+
+    bulk.write_results([drawings], classifier, tmp_path / "r.parquet", chunk=40)
+    assert sorted(p.name for p in (tmp_path / "r.parquet").iterdir()) == [
+        f"part-00000{i}.parquet" for i in range(4)
+    ]
+    table = pq.read_table(tmp_path / "r.parquet")
+    assert table.schema.field("digit").type == "int64"
+    lists_as_text = [
+        {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in row.items()}
+        for row in expected_rows(drawings, classifier)
+    ]
+    assert table.to_pylist() == lists_as_text
+
+
+def test_a_rerun_cuts_what_a_kill_left_after_the_last_commit(
+    tmp_path: Path, drawings: Path, classifier: api.Classifier
+) -> None:
+    """The states a kill leaves (bytes after the committed length, a part file renamed in
+    but not recorded, a half-written temporary) are cut back, then the job finishes."""
+    reference = tmp_path / "reference.csv"
+    bulk.write_results([drawings], classifier, reference, chunk=40)
+    resumed, parts = tmp_path / "r.csv", tmp_path / "r.parquet"
+    for output in (resumed, parts):
+        bulk.write_results([drawings], classifier, output, chunk=40)
+        _rewind_record(output, rows=80, parts=2)
+    resumed.write_bytes(resumed.read_bytes()[: _recorded(resumed)["bytes"]] + b"/torn/row,7,0.9")
+    (parts / ".part-000002.x1.parquet").write_bytes(b"PAR1 half")
+    done = bulk.write_results([drawings], classifier, resumed, chunk=40)
+    assert (done.written, done.skipped) == (72, 80)
+    assert resumed.read_bytes() == reference.read_bytes()
+    bulk.write_results([drawings], classifier, parts, chunk=40)
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(parts).column("path").to_pylist() == [
+        row["path"] for row in csv_rows(reference)
+    ]
+
+
+def _recorded(output: Path) -> dict:
+    return json.loads(bulk.sidecar(output).read_text())
+
+
+def _rewind_record(output: Path, rows: int, parts: int) -> None:
+    """Put the job record back to an earlier commit, as if a kill had come right after the
+    data of later chunks reached the disk but before their commit."""
+    record = _recorded(output)
+    if output.suffix == ".csv":
+        with open(output, "rb") as table:
+            lines = table.read().split(b"\n")
+        record["bytes"] = len(b"\n".join(lines[: rows + 1])) + 1
+    record.update(rows=rows, parts=parts, last=csv_paths(output)[rows - 1])
+    bulk.sidecar(output).write_text(json.dumps(record))
+
+
+def csv_paths(output: Path) -> list[str]:
+    if output.suffix == ".csv":
+        return [row["path"] for row in csv_rows(output)]
+    import pyarrow.parquet as pq
+
+    return pq.read_table(output).column("path").to_pylist()
+
+
+def test_number_mode_rows_are_the_readings(tmp_path: Path, classifier: api.Classifier) -> None:
+    from test_numbers import ONE, ZERO, side_by_side
+
+    folder = tmp_path / "numbers"
+    folder.mkdir()
+    for index in range(3):
+        digits = [draw(stroke=ONE if (index >> bit) & 1 else ZERO) for bit in range(3)]
+        side_by_side(*digits).save(folder / f"n{index}.png")
+    bulk.write_results([folder], classifier, tmp_path / "n.csv", number=True)
+    expected = [reading.to_json() for reading in api.read_numbers([folder], classifier)]
+    rows = csv_rows(tmp_path / "n.csv")
+    assert [{**row, "number": str(row["number"])} for row in rows] == expected
+    assert [len(row["digits"]) for row in rows] == [3, 3, 3]
+
+
+def test_output_of_another_job_is_refused(
+    tmp_path: Path, drawings: Path, classifier: api.Classifier
+) -> None:
+    output = tmp_path / "r.csv"
+    bulk.write_results([drawings], classifier, output)
+    with pytest.raises(HandwrittenError, match=r"started by another job .*--number"):
+        bulk.write_results([drawings], classifier, output, number=True)
+    with pytest.raises(HandwrittenError, match=r"started by another job .*handwritten-cnn"):
+        bulk.write_results([drawings], api.load("cnn"), output)
+    assert len(csv_rows(output)) == 152
+
+
+def test_changed_inputs_are_refused_not_resumed_wrongly(
+    tmp_path: Path, drawings: Path, classifier: api.Classifier
+) -> None:
+    folder = tmp_path / "in"
+    shutil.copytree(drawings, folder)
+    output = tmp_path / "r.parquet"
+    bulk.write_results([folder], classifier, output, chunk=50)
+    _rewind_record(output, rows=50, parts=1)
+    (folder / "000.png").unlink()
+    with pytest.raises(HandwrittenError, match=r"inputs changed .*image 50 was .*049\.png"):
+        bulk.write_results([folder], classifier, output, chunk=50)
+
+
+def test_bad_outputs_are_named_with_the_fix(tmp_path: Path, classifier: api.Classifier) -> None:
+    draw().save(tmp_path / "seven.png")
+    with pytest.raises(HandwrittenError, match=r"results.txt: unknown format; .*\.csv .*\.parquet"):
+        bulk.write_results([tmp_path], classifier, tmp_path / "results.txt")
+    (tmp_path / "mine.csv").write_text("a,b\n")
+    with pytest.raises(HandwrittenError, match=r"mine\.csv: exists but was not written by"):
+        bulk.write_results([tmp_path], classifier, tmp_path / "mine.csv")
+    assert (tmp_path / "mine.csv").read_text() == "a,b\n"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(HandwrittenError, match="empty: no image files found"):
+        bulk.write_results([tmp_path / "empty"], classifier, tmp_path / "r.csv")
+    assert not (tmp_path / "r.csv").exists()
+
+
+def run(*args: str, **options) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(HANDWRITTEN), *args], capture_output=True, text=True, timeout=300, cwd=ROOT, **options
+    )
+
+
+def test_cli_names_options_that_do_not_go_together(tmp_path: Path) -> None:
+    done = run("predict", "digits/", "--ray")
+    assert done.returncode == 1
+    assert "--ray writes its rows to a file: add --output" in done.stderr
+    done = run("predict", "--json", "--output", str(tmp_path / "r.csv"), "digits/")
+    assert "--json, --preview and --show print or draw" in done.stderr
+    done = run("predict", "--output", str(tmp_path / "r.json"), "digits/")
+    assert "r.json: unknown format" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_progress_bar_only_when_stderr_is_a_terminal(tmp_path: Path) -> None:
+    controller, terminal = pty.openpty()
+    # A terminal of 24 by 80 characters: without a size, tqdm draws a bar of no width.
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    process = subprocess.Popen(
+        [str(HANDWRITTEN), "predict", "--output", str(tmp_path / "t.csv"), "digits/"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    shown = _read_all(controller)
+    assert process.wait(timeout=120) == 0
+    assert "10/10" in shown
+    assert "image/s" in shown
+    piped = run("predict", "--output", str(tmp_path / "p.csv"), "digits/")
+    assert "image/s" not in piped.stderr
+    assert "10 rows written" in piped.stderr
+
+
+def _read_all(descriptor: int) -> str:
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(descriptor, 4096)
+        except OSError:  # The other end closed: Linux says EIO.
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(descriptor)
+    return b"".join(chunks).decode(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def user_drawings(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 355 real drawings, copied: the kill tests must never touch ../shared."""
+    folder = tmp_path_factory.mktemp("user-digits")
+    for image in sorted((USER_DIGITS / "images").iterdir()):
+        shutil.copy(image, folder / image.name)
+    return folder
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_killed_midway_and_rerun_gives_each_image_once(
+    tmp_path: Path, user_drawings: Path, suffix: str
+) -> None:
+    reference = tmp_path / f"reference{suffix}"
+    done = run("predict", "--model", "seed", "--output", str(reference), str(user_drawings))
+    assert done.returncode == 0, done.stderr
+    output = tmp_path / f"results{suffix}"
+    command = ["predict", "--model", "seed", "--chunk", "20", "--output", str(output)]
+    killed = kill_when_committed([*command, str(user_drawings)], output, rows=60)
+    assert 60 <= killed < 355, "the kill came too late to test a resume"
+    done = run(*command, str(user_drawings))
+    assert done.returncode == 0, done.stderr
+    assert f"{355 - killed} rows written, {killed} already there" in done.stderr
+    assert table_rows(output) == table_rows(reference)
+    paths = [row["path"] for row in table_rows(output)]
+    assert len(paths) == len(set(paths)) == 355
+
+
+def kill_when_committed(args: list[str], output: Path, rows: int) -> int:
+    """Start the console script, SIGKILL it once `rows` are committed; the rows it had."""
+    process = subprocess.Popen([str(HANDWRITTEN), *args], cwd=ROOT, stderr=subprocess.DEVNULL)
+    record = bulk.sidecar(output)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if record.is_file() and json.loads(record.read_text() or "{}").get("rows", 0) >= rows:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    process.wait(timeout=60)
+    return json.loads(record.read_text())["rows"]
+
+
+def table_rows(output: Path) -> list[dict]:
+    if output.suffix == ".csv":
+        return csv_rows(output)
+    import pyarrow.parquet as pq
+
+    return pq.read_table(output).to_pylist()
