@@ -10,7 +10,14 @@ import pytest
 
 ROOT = Path(__file__).parents[1]
 MNIST_DIR = Path(os.environ.get("HANDWRITTEN_DATA_DIR") or ROOT / "../shared/mnist").resolve()
-USER_DIGITS = (ROOT / "../shared/user-digits").resolve()
+SHARED = (ROOT / "../shared").resolve()
+USER_DIGITS = SHARED / "user-digits"
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    """The development sets people made (../shared): read, never copied into the project."""
+    return SHARED
 
 
 @pytest.fixture(scope="session")

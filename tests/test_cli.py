@@ -28,7 +28,16 @@ def test_console_script_predicts_the_samples_as_json_lines(tmp_path: Path) -> No
     done = run("predict", "--json", "digits/", str(tmp_path / "broken.png"))
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(lines) == 11
-    assert set(lines[0]) == {"path", "digit", "confidence", "probabilities", "error"}
+    assert set(lines[0]) == {
+        "path",
+        "status",
+        "digit",
+        "confidence",
+        "alternatives",
+        "probabilities",
+        "not_a_digit",
+        "error",
+    }
     assert all(len(line["probabilities"]) == 10 for line in lines[:10])
     assert lines[10]["digit"] is None
     assert "broken.png" in lines[10]["error"]

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 
+from handwritten import models
 from handwritten.errors import ModelError
 from handwritten.models import build_seed, load_model
 from handwritten.registry import resolve_model
@@ -115,3 +116,22 @@ def test_cnn_is_compact_and_plain() -> None:
         "InputLayer", "Rescaling", "Reshape", "Conv2D", "BatchNormalization", "ReLU",
         "MaxPooling2D", "GlobalAveragePooling2D", "Dropout", "Dense",
     }  # fmt: skip
+
+
+def test_the_lean_network_costs_under_four_million_multiply_adds() -> None:
+    lean, cnn = models.build_lean(), models.build_cnn()
+    assert models.multiply_adds(lean) <= 4_000_000
+    assert models.multiply_adds(cnn) >= 3 * models.multiply_adds(lean)
+
+
+def test_the_temperature_divides_the_logits_and_keeps_the_winner() -> None:
+    import keras
+
+    network = models.build_lean()
+    images = np.random.default_rng(0).integers(0, 256, (16, 28, 28)).astype(np.float32)
+    logits = keras.ops.convert_to_numpy(models.logits_of(network)(images))
+    calibrated = keras.ops.convert_to_numpy(models.with_temperature(network, 2.0)(images))
+    expected = np.exp(logits / 2.0) / np.exp(logits / 2.0).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(calibrated, expected, rtol=1e-5, atol=1e-6)
+    assert (calibrated.argmax(axis=1) == logits.argmax(axis=1)).all()
+    assert models.logits_of(models.build_seed()) is None

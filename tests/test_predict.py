@@ -36,15 +36,17 @@ def test_bad_files_get_their_own_error_and_the_rest_are_read(tmp_path: Path, see
     good = results["good.png"]
     assert good.error is None
     assert good.digit == int(np.argmax(good.probabilities))
-    assert sum(good.probabilities) == pytest.approx(1.0, abs=1e-5)
-    assert re.fullmatch(r".*good\.png: \d \(\d+\.\d%\)", good.describe())
+    assert sum(good.probabilities) + (good.not_a_digit or 0) == pytest.approx(1.0, abs=1e-5)
+    assert good.status in ("digit", "unsure")
+    assert re.fullmatch(r".*good\.png: \d( or \d)*\?? \(.*\d+\.\d%\)", good.describe())
 
     blank = results["blank.png"]
     assert (blank.digit, blank.error, blank.probabilities) == (None, None, None)
+    assert blank.status == "no-ink"
     assert blank.describe().endswith("blank.png: no digit found")
 
     for name in ["empty.png", "text.png", "cut.png"]:
-        assert results[name].digit is None
+        assert (results[name].digit, results[name].status) == (None, "error")
         assert name in results[name].error
         assert results[name].to_json()["error"] == results[name].error
 

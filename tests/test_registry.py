@@ -23,7 +23,11 @@ def test_every_registered_model_builds_the_network_its_recipe_trains() -> None:
         network = spec.build()
         assert network.name == spec.name
         assert tuple(network.inputs[0].shape[1:]) == models.INPUT_SHAPE
-        assert tuple(network.outputs[0].shape[1:]) == (models.NUM_CLASSES,)
+        outputs = network.outputs[0].shape[-1]
+        assert outputs in models.OUTPUT_SIZES
+        # An 11th output ("not a digit") is only learnt from the generated non-digits.
+        assert (outputs == models.NUM_CLASSES + 1) == (spec.recipe.negatives > 0)
+        assert spec.recipe.teacher is None or spec.recipe.teacher in registry.MODELS
         assert set(spec.recipe.augmentations) <= set(augment.AUGMENTATIONS)
         assert spec.recipe.to_json()["epochs"] == spec.recipe.epochs
 
@@ -33,7 +37,7 @@ def test_names_resolve_to_shipped_files_and_paths_stay_paths(tmp_path: Path) -> 
     assert registry.resolve_model(None) == registry.shipped_path(registry.DEFAULT_MODEL)
     assert registry.resolve_model("seed").name == registry.get("seed").shipped_file
     assert registry.resolve_model(tmp_path / "mine.onnx") == tmp_path / "mine.onnx"
-    with pytest.raises(ModelError, match="unknown; choose one of cnn, seed"):
+    with pytest.raises(ModelError, match="unknown; choose one of lean, cnn, seed"):
         registry.get("mlp")
 
 
@@ -175,7 +179,7 @@ def test_models_lists_every_registered_model_with_its_figures(capsys) -> None:
     assert main(["models"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:2] == ["model", "file"]
-    assert any(line.startswith("cnn (default)") for line in table[1:])
+    assert any(line.startswith(f"{registry.DEFAULT_MODEL} (default)") for line in table[1:])
 
 
 @pytest.mark.integration

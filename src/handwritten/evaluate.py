@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from handwritten.predict import Classifier
-from handwritten.trust import digit_probabilities
+from handwritten.trust import digit_probabilities, expected_calibration_error
 
 NUM_CLASSES = 10
 EPSILON = 1e-7
@@ -25,6 +25,8 @@ class Evaluation:
     recall: list[float]
     f1: list[float]
     confusion: list[list[int]]
+    ece: float
+    """Expected calibration error (15 bins): how far confidence is from accuracy."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,6 +74,7 @@ def score(probabilities: np.ndarray, labels: np.ndarray) -> Evaluation:
         recall=recall,
         f1=[_harmonic_mean(p, r) for p, r in zip(precision, recall, strict=True)],
         confusion=confusion.tolist(),
+        ece=expected_calibration_error(probabilities, labels),
     )
 
 

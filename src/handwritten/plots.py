@@ -56,7 +56,7 @@ def prediction_figure(prediction: Prediction) -> Figure:
     bars.bar(range(10), probabilities, color=colours)
     bars.set_xticks(range(10))
     bars.set_ylim(0, 1)
-    bars.set_title(_verdict(prediction))
+    bars.set_title(prediction.answer())
     figure.suptitle(prediction.path)
     figure.tight_layout()
     return figure
@@ -64,12 +64,6 @@ def prediction_figure(prediction: Prediction) -> Figure:
 
 def _seen(prediction: Prediction) -> np.ndarray:
     return prediction.image if prediction.image is not None else np.zeros((28, 28), np.uint8)
-
-
-def _verdict(prediction: Prediction) -> str:
-    if prediction.digit is None:
-        return "no digit found"
-    return f"probably a {prediction.digit} ({prediction.confidence:.1%})"
 
 
 def show(predictions: list[Prediction] | list[NumberReading]) -> None:
@@ -119,7 +113,7 @@ def number_figure(reading: NumberReading) -> Figure:
             Rectangle((left, top), right - left, bottom - top, fill=False, color="tab:red", lw=2)
         )
         photo.annotate(
-            str(digit.digit),
+            "?" if digit.digit is None else str(digit.digit),
             (left, top),
             color="tab:red",
             fontsize=14,
@@ -131,7 +125,7 @@ def number_figure(reading: NumberReading) -> Figure:
     for index, digit in enumerate(reading.digits):
         seen = figure.add_subplot(grid[1, index])
         seen.imshow(_seen(digit), cmap="gray", vmin=0, vmax=255)
-        seen.set_title(f"{digit.digit} ({digit.confidence:.0%})", fontsize=9)
+        seen.set_title(digit.brief(), fontsize=9)
     for axis in figure.axes:
         axis.set_xticks([])
         axis.set_yticks([])
@@ -219,6 +213,49 @@ def confusion_figure(confusion: Sequence[Sequence[int]]) -> Figure:
     axis.set_ylabel("true digit")
     axis.set_title(f"confusion matrix: {counts.sum()} images, {np.trace(counts)} right")
     figure.colorbar(image, ax=axis, label="images (log scale)")
+    figure.tight_layout()
+    return figure
+
+
+def reliability_figure(bins: Sequence[Mapping[str, float]], ece: float) -> Figure:
+    """The reliability diagram: accuracy against confidence, bin by bin (see
+    `trust.reliability`). A calibrated model's bars reach the diagonal; the count of answers
+    in each bin is written on its bar, since most answers sit in the last one."""
+    figure, axis = plt.subplots(figsize=(6, 6))
+    widths = [row["high"] - row["low"] for row in bins]
+    axis.bar(
+        [row["low"] for row in bins],
+        [row["accuracy"] for row in bins],
+        width=widths,
+        align="edge",
+        edgecolor="black",
+        color="#4c72b0",
+        label="accuracy",
+    )
+    axis.plot([0, 1], [0, 1], "--", color="grey", label="calibrated")
+    axis.plot(
+        [row["confidence"] for row in bins],
+        [row["accuracy"] for row in bins],
+        "o",
+        color="#dd8452",
+        label="mean confidence",
+    )
+    for row in bins:
+        axis.text(
+            row["low"] + (row["high"] - row["low"]) / 2,
+            0.02,
+            str(row["count"]),
+            ha="center",
+            fontsize=7,
+            rotation=90,
+            color="white",
+        )
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1)
+    axis.set_xlabel("confidence of the best digit")
+    axis.set_ylabel("accuracy")
+    axis.set_title(f"reliability: expected calibration error {ece:.2%}")
+    axis.legend(loc="upper left")
     figure.tight_layout()
     return figure
 

@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from handwritten import files, plots
+from handwritten import files, plots, trust
 from handwritten.evaluate import Evaluation, mistakes
 
 CONFUSION_PNG = "confusion.png"
 MISTAKES_PNG = "mistakes.png"
+RELIABILITY_PNG = "reliability.png"
 EVALUATION_JSON = "evaluation.json"
 PER_CLASS_CSV = "per_class.csv"
 PER_CLASS_JSON = "per_class.json"
@@ -28,6 +29,7 @@ INDEX_HTML = "index.html"
 REPORT_FILES = (
     CONFUSION_PNG,
     MISTAKES_PNG,
+    RELIABILITY_PNG,
     EVALUATION_JSON,
     PER_CLASS_CSV,
     PER_CLASS_JSON,
@@ -51,7 +53,10 @@ def write_report(
     tables then describe the very same predictions as the headline numbers.
     """
     folder = Path(folder)
+    probabilities = trust.digit_probabilities(probabilities)
     plots.save_figure(plots.confusion_figure(result.confusion), folder / CONFUSION_PNG)
+    bins = trust.reliability(probabilities, labels)
+    plots.save_figure(plots.reliability_figure(bins, result.ece), folder / RELIABILITY_PNG)
     plots.save_figure(plots.mistakes_figure(images, labels, probabilities), folder / MISTAKES_PNG)
     files.write_json(folder / EVALUATION_JSON, result.to_json())
     files.write_json(folder / PER_CLASS_JSON, result.per_class())
@@ -113,7 +118,8 @@ img {{ max-width: 100%; }}
 <body>
 <h1>Evaluation on the MNIST test set</h1>
 <p>Model <code>{html.escape(model)}</code>: accuracy <b>{result.accuracy:.4f}</b>,
-loss {result.loss:.4f}, {wrong} mistakes in {result.n} images.</p>
+loss {result.loss:.4f}, {wrong} mistakes in {result.n} images, expected calibration error
+{result.ece:.2%}.</p>
 <h2>Per digit</h2>
 <table>
 <tr><th>digit</th><th>precision</th><th>recall</th><th>F1</th><th>images</th></tr>
@@ -127,6 +133,10 @@ loss {result.loss:.4f}, {wrong} mistakes in {result.n} images.</p>
 <p>The most confident mistakes first; <a href="{MISTAKES_CSV}">{MISTAKES_CSV}</a> lists them
 all with their positions in the test set.</p>
 <img src="{MISTAKES_PNG}" alt="misclassified test images">
+<h2>Calibration</h2>
+<p>Accuracy against confidence in 15 bins: a calibrated model's bars reach the diagonal,
+so that of the answers given with 90% confidence, 90% are right.</p>
+<img src="{RELIABILITY_PNG}" alt="reliability diagram">
 </body>
 </html>
 """

@@ -59,14 +59,21 @@ def thresholds_of(card: dict[str, Any] | None) -> Thresholds:
 
 def digit_probabilities(probabilities: np.ndarray) -> np.ndarray:
     """The digits' columns of a network's output (10 or 11 columns)."""
-    return np.asarray(probabilities)[..., :NUM_DIGITS]
+    return _wide(probabilities)[..., :NUM_DIGITS]
+
+
+def _wide(probabilities: np.ndarray) -> np.ndarray:
+    """In float64: a float32 output compared with a threshold chosen just above another
+    float32 would round the threshold back down to it (NumPy compares at the array's
+    precision), and answer one image sure that the choice meant to leave unsure."""
+    return np.asarray(probabilities, dtype=np.float64)
 
 
 def not_a_digit_scores(probabilities: np.ndarray) -> np.ndarray:
     """How much each output says "not a digit": the 11th probability where the network has
     one, else one minus the best digit's probability (the only doubt a 10-output network
     can express)."""
-    probabilities = np.asarray(probabilities)
+    probabilities = _wide(probabilities)
     if probabilities.shape[-1] > NUM_DIGITS:
         return probabilities[..., NUM_DIGITS]
     return 1.0 - probabilities.max(axis=-1)

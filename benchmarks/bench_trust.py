@@ -1,0 +1,100 @@
+"""Answers you can trust, side by side for every shipped model: calibration, sure answers,
+and "not a digit".
+
+Nothing here is timed. For each model: the expected calibration error (ECE) on MNIST's test
+set and on people's drawings; the share of people's drawings and photos answered with a sure
+`digit`, and how often those are right; the share of them refused as "not a digit"; the
+share of people's non-digits refused; and the best guess's MNIST test accuracy. The figures
+come from the same public functions `handwritten evaluate` calls, with the thresholds each
+model's card records.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from common import ROOT
+
+SHARED = ROOT.parent / "shared"
+DIGIT_SETS = ("user-digits", "photos")
+TARGETS = {
+    "ece_test": 0.01,
+    "ece_drawings": 0.03,
+    "sure": 0.97,
+    "sure_accuracy": 0.998,
+    "refused_digits": 0.01,
+    "refused_nondigits": 0.90,
+    "test_accuracy": 0.996,
+}
+"""Issue #13's targets, for the default model."""
+
+
+def trust(data: Path) -> dict:
+    """The figures of every shipped model, the default first."""
+    from handwritten import registry
+    from handwritten.data import load_mnist
+
+    mnist = load_mnist(data)
+    names = [registry.DEFAULT_MODEL] + [n for n in registry.names() if n != registry.DEFAULT_MODEL]
+    return {"default": registry.DEFAULT_MODEL, "models": {n: _model(n, mnist) for n in names}}
+
+
+def _model(name: str, mnist) -> dict:
+    from handwritten import api
+
+    classifier = api.load(name)
+    scored = api.evaluate(classifier, mnist).result
+    figures: dict = {"test_accuracy": scored.accuracy, "ece_test": scored.ece}
+    for folder in DIGIT_SETS:
+        result = api.evaluate_drawings(SHARED / folder, classifier)
+        figures[folder] = {
+            key: result[key] for key in ("images", "accuracy", "sure", "sure_accuracy", "ece")
+        } | {"refused": result["answers"]["not-a-digit"] / result["images"]}
+    nondigits = api.evaluate_nondigits(SHARED / "nondigits", classifier)
+    figures["nondigits"] = {k: nondigits[k] for k in ("images", "refused", "refused_by_kind")}
+    return figures
+
+
+def markdown(section: dict) -> str:
+    """The section of RESULTS.md: one row per figure, one column per model."""
+    names = list(section["models"])
+    rows = [
+        ("MNIST test accuracy (best guess)", "test_accuracy", lambda m: m["test_accuracy"]),
+        ("ECE, MNIST test", "ece_test", lambda m: m["ece_test"]),
+        ("ECE, user-digits", "ece_drawings", lambda m: m["user-digits"]["ece"]),
+    ]
+    for folder in DIGIT_SETS:
+        rows += [
+            (f"{folder}: sure answers", "sure", lambda m, f=folder: m[f]["sure"]),
+            (
+                f"{folder}: sure answers right",
+                "sure_accuracy",
+                lambda m, f=folder: m[f]["sure_accuracy"],
+            ),
+            (
+                f"{folder}: refused as not a digit",
+                "refused_digits",
+                lambda m, f=folder: m[f]["refused"],
+            ),
+        ]
+    rows.append(("nondigits: refused", "refused_nondigits", lambda m: m["nondigits"]["refused"]))
+    lines = [
+        "## Answers you can trust",
+        "",
+        "Thresholds as each model's card records them; not timed. The target applies to the "
+        f"default model ({section['default']}).",
+        "",
+        "| figure | " + " | ".join(names) + " | target |",
+        "| --- | " + " | ".join("---" for _ in names) + " | --- |",
+    ]
+    for label, target, pick in rows:
+        cells = [_share(pick(section["models"][n])) for n in names]
+        bound = "<=" if target.startswith(("ece", "refused_digits")) else ">="
+        lines.append(
+            f"| {label} | " + " | ".join(cells) + f" | {bound} {_share(TARGETS[target])} |"
+        )
+    return "\n".join(lines)
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2%}"
