@@ -42,7 +42,7 @@ def test_the_default_model_is_calibrated(default_model, mnist) -> None:
 @pytest.mark.parametrize("folder", ["user-digits", "photos"])
 def test_most_drawings_and_photos_get_a_sure_right_answer(default_model, shared, folder) -> None:
     result = api.evaluate_drawings(shared / folder, default_model)
-    assert result["sure"] >= 0.85
+    assert result["sure"] >= 0.8
     assert result["sure_accuracy"] >= 0.995
     assert result["answers"]["not-a-digit"] <= 0.02 * result["images"]
     assert result["ece"] <= 0.05

@@ -390,10 +390,18 @@ class ModelInfo:
             "multiply_adds": card.get("multiply_adds"),
             "validation_accuracy": (card.get("validation") or {}).get("accuracy"),
             "test_accuracy": (card.get("test") or {}).get("accuracy"),
-            "drawings": {name: f"{d['correct']}/{d['images']}" for name, d in development.items()},
+            "drawings": {name: _development_figure(d) for name, d in development.items()},
+            "ece_test": ((card.get("calibration") or {}).get("ece") or {}).get("test"),
             "onnx_images_per_second": (card.get("speed") or {}).get("onnx_images_per_second"),
             "summary": self.summary,
         }
+
+
+def _development_figure(result: dict[str, Any]) -> str:
+    """ "348/355" for a labelled set; "84% refused" for a set of non-digits."""
+    if "correct" in result:
+        return f"{result['correct']}/{result['images']}"
+    return f"{result['refused']:.0%} refused"
 
 
 def models() -> list[ModelInfo]:

@@ -109,7 +109,7 @@ MODELS: dict[str, ModelSpec] = {
         ),
     )
 }
-DEFAULT_MODEL = "cnn"
+DEFAULT_MODEL = "lean"
 
 
 def get(name: str) -> ModelSpec:
