@@ -20,6 +20,7 @@ hands the signal to uvicorn, which stops accepting and finishes the requests in 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import signal
@@ -48,6 +49,9 @@ UNMATCHED = "unmatched"
 """The route label of a request answered before any route took it, whatever its path: a 404,
 or a 413 for a declared body over the limit."""
 SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+requests_log = logging.getLogger("handwritten.serve")
+"""One line per request, on standard output (see `serve._log_config`)."""
 
 
 class Metrics:
@@ -108,7 +112,8 @@ class Metrics:
 
 
 class RequestMetrics:
-    """ASGI middleware counting every HTTP request by the template of the route that took it.
+    """ASGI middleware counting every HTTP request by the template of the route that took it,
+    and logging one line per request: client, request line, status and time taken.
 
     The route is read once the app has answered: the router records the route it chose in
     the scope (`scope["route"]`), the only place that knows it for the routes FastAPI includes
@@ -141,6 +146,9 @@ class RequestMetrics:
             seconds = time.perf_counter() - start
             route = template(scope.get("route") or mount)
             self.metrics.observe(route, scope["method"], status, seconds)
+            host, port = scope.get("client") or ("-", "-")
+            line = f"{scope['method']} {scope['path']}"
+            requests_log.info('%s:%s - "%s" %d %.1f ms', host, port, line, status, seconds * 1000)
 
 
 def _mount_of(scope: Scope) -> Mount | None:

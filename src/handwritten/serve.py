@@ -13,11 +13,9 @@ import asyncio
 import base64
 import copy
 import io
-import logging
 import os
 import signal
 import socket
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -60,8 +58,6 @@ TOO_LARGE = (
     f"request body is over the {MAX_BODY_BYTES // 2**20} MB limit; "
     "send a smaller image (a photo of a number reads as well at 2,000 pixels a side)."
 )
-
-logger = logging.getLogger("handwritten.serve")
 
 
 class PredictionOut(BaseModel):
@@ -329,34 +325,6 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
-class RequestLog:
-    """Log one line per request: client, request line, status and time taken."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def noting_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, noting_status)
-        finally:
-            host, port = scope.get("client") or ("-", "-")
-            line = f"{scope['method']} {scope['path']}"
-            elapsed = (time.perf_counter() - start) * 1000
-            logger.info('%s:%s - "%s" %d %.1f ms', host, port, line, status, elapsed)
-
-
 def create_app(
     classifier: Classifier | None = None,
     model: str | None = None,
@@ -394,7 +362,6 @@ def create_app(
     app.state.collection = corrections.open_collection(collect) if collect else None
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
-    app.add_middleware(RequestLog)
     metrics.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_api_route("/", _page, include_in_schema=False)

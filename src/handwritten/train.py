@@ -323,13 +323,17 @@ def _claim_backup(folder: Path, run: dict[str, Any]) -> None:
 
 def _save_model(model: keras.Model, output: Path) -> None:
     """Save atomically; a failure keeps the backup, so the next run saves without retraining."""
+    save_atomically(model, output, _RESUME.format(backup=backup_dir(output)))
+
+
+def save_atomically(model: keras.Model, output: Path, advice: str) -> None:
+    """Save a .keras file whole or not at all; a failure is one message ending in `advice`."""
     try:
         with files.atomic_path(output) as temporary:
             model.save(temporary)
     except OSError as exc:
         raise HandwrittenError(
-            f"--output {output}: cannot save the model ({exc.strerror or exc}); "
-            + _RESUME.format(backup=backup_dir(output))
+            f"--output {output}: cannot save the model ({exc.strerror or exc}); {advice}"
         ) from None
 
 

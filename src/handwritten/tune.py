@@ -33,6 +33,7 @@ from handwritten.train import (
     command_line,
     network_facts,
     provenance,
+    save_atomically,
     source_commit,
 )
 
@@ -267,14 +268,7 @@ def _fit(
 
 
 def _save(model: keras.Model, output: Path) -> None:
-    try:
-        with files.atomic_path(output) as temporary:
-            model.save(temporary)
-    except OSError as exc:
-        raise HandwrittenError(
-            f"--output {output}: cannot save the model ({exc.strerror or exc}); choose a "
-            "writable place with room for it."
-        ) from None
+    save_atomically(model, output, "choose a writable place with room for it.")
 
 
 def _card(
