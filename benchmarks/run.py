@@ -148,16 +148,9 @@ RUNNERS = {
 
 def markdown(results: dict) -> str:
     """RESULTS.md: the setting, then one table per section, medians with their ratios."""
-    from bench_bulk import markdown as bulk_markdown
-    from bench_trust import markdown as trust_markdown
-    from results_md import _measured, render
+    from results_md import render
 
-    text = render(results)
-    for name, section_markdown in (("bulk", bulk_markdown), ("trust", trust_markdown)):
-        section = results["sections"].get(name)
-        if section is not None:
-            text += "\n" + _measured(section_markdown(section), section) + "\n"
-    return text
+    return render(results)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import time
 
 from handwritten.data import load_mnist
 from handwritten.runtime import load_classifier
+from handwritten.trust import digit_probabilities
 
 
 def main() -> None:
@@ -31,7 +32,8 @@ def main() -> None:
         started = time.perf_counter()
         classifier.probabilities(mnist.x_test)
         rates.append(len(mnist.x_test) / (time.perf_counter() - started))
-    accuracy = float((probabilities.argmax(axis=1) == mnist.y_test).mean())
+    # The best guess among the digits, as the model card scores it: on MNIST every image is one.
+    accuracy = float((digit_probabilities(probabilities).argmax(axis=1) == mnist.y_test).mean())
     kind = type(classifier).__name__
     print(json.dumps({"images_per_second": rates, "accuracy": accuracy, "classifier": kind}))
 
