@@ -40,6 +40,8 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = ROOT / "out" / "e2e"
 ONE = [(0.55, 0.12), (0.47, 0.88)]
+# A five-pointed star in one stroke: a doodle, not a digit.
+STAR = [(0.5, 0.15), (0.71, 0.78), (0.17, 0.39), (0.83, 0.39), (0.29, 0.78), (0.5, 0.15)]
 # A number on the wide canvas, as fractions of it: a one, a seven and a zero.
 NUMBER_170 = [
     [(0.17, 0.12), (0.14, 0.88)],
@@ -183,6 +185,7 @@ def test_drawing_a_seven_shows_the_prediction(browser: Browser, server: tuple[st
     draw_stroke(page, SEVEN)
 
     expect(page.locator("#digit")).to_have_text("7")
+    expect(page.locator("#digit-result")).to_have_attribute("data-status", "digit")
     expect(page.locator("#confidence")).to_contain_text("% sure")
     expect(page.locator("#bars li.top")).to_have_count(1)
     expect(page.locator("#bars li.top .label")).to_have_text("7")
@@ -199,6 +202,16 @@ def test_drawing_a_seven_shows_the_prediction(browser: Browser, server: tuple[st
     assert seen.get_attribute("src") is None
     assert page.evaluate(CANVAS_IS_WHITE)
     assert '"POST /api/predict" 200' in log.read_text()
+
+
+def test_a_doodle_is_answered_not_a_digit(browser: Browser, server: tuple[str, Path]) -> None:
+    page = open_page(browser, server[0], 1000, 760)
+    draw_stroke(page, STAR)
+
+    expect(page.locator("#digit-result")).to_have_attribute("data-status", "not-a-digit")
+    expect(page.locator("#status")).to_contain_text("no digit at all")
+    expect(page.locator("#confidence")).to_have_text("That doesn't look like a digit")
+    screenshot(page, "not-a-digit.png")
 
 
 def test_a_phone_sized_screen_draws_a_one(browser: Browser, server: tuple[str, Path]) -> None:

@@ -73,6 +73,45 @@ def test_the_app_serves_the_classifier_it_is_given() -> None:
         assert response.json()["digit"] == 3
 
 
+class Fixed:
+    """A classifier giving the same output for every image, with the default thresholds."""
+
+    path = None
+
+    def __init__(self, row: list[float]) -> None:
+        self.row = np.array(row, dtype=np.float32)
+        self.card = {"name": "fixed"}
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        return np.tile(self.row, (len(images), 1))
+
+
+@pytest.mark.parametrize(
+    ("row", "status", "digit", "alternatives"),
+    [
+        ([0.0] * 10 + [1.0], "not-a-digit", None, []),
+        ([0, 0, 0, 0, 0, 0.4, 0.55, 0, 0, 0, 0.05], "unsure", 6, [5]),
+        ([0, 0, 0, 0, 0, 0, 0, 0.97, 0, 0, 0.03], "digit", 7, []),
+    ],
+)
+def test_every_status_is_an_answer_not_an_error(row, status, digit, alternatives) -> None:
+    with TestClient(create_app(Fixed(row))) as client:
+        response = client.post("/api/predict", content=SEVEN, headers={"Content-Type": "image/png"})
+        number = client.post(
+            "/api/predict-number", content=SEVEN, headers={"Content-Type": "image/png"}
+        )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert (answer["status"], answer["digit"], answer["alternatives"]) == (
+        status,
+        digit,
+        alternatives,
+    )
+    assert answer["not_a_digit"] == pytest.approx(row[10])
+    assert number.status_code == 200, number.text
+    assert number.json()["number"] == ("?" if digit is None else str(digit))
+
+
 def test_workers_take_the_runtime_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(MODEL_ENV, "seed")
     monkeypatch.setenv(RUNTIME_ENV, "keras")

@@ -243,7 +243,7 @@ def read_digit(classifier: Classifier, data: bytes, name: str) -> PredictionOut:
     prediction = predict_image(data, classifier, name)
     if prediction.error:
         raise HTTPException(400, prediction.error)
-    if prediction.digit is None:
+    if prediction.status == "no-ink":
         raise HTTPException(422, _no_ink(name))
     return _prediction_out(prediction)
 

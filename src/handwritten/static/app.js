@@ -307,7 +307,7 @@ function showPrediction(answer, source) {
   const sayings = {
     digit: `The model reads ${source} as ${answer.digit}.`,
     unsure: `The model is not sure: it reads ${source} as ${words}`,
-    "not-a-digit": `${words}: the model reads ${source} as no digit at all.`,
+    "not-a-digit": `The model reads ${source} as no digit at all.`,
   };
   const notes = {
     digit: `${percent(answer.confidence)} sure`,
