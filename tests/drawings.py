@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 from PIL import Image, ImageDraw
 
 # A seven with a long stroke and a bar: asymmetric, so flips and rotations would show.
@@ -25,3 +27,10 @@ def draw(
     ]
     ImageDraw.Draw(image).line(points, fill=ink, width=width, joint="curve")
     return image
+
+
+def encode(image: Image.Image, kind: str = "PNG", **options: object) -> bytes:
+    """The bytes of `image` saved as `kind` (PNG, JPEG, ...), as a client would send them."""
+    buffer = io.BytesIO()
+    image.save(buffer, kind, **options)
+    return buffer.getvalue()

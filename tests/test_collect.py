@@ -3,7 +3,6 @@ is written without --collect. The app runs in-process around a classifier made h
 
 from __future__ import annotations
 
-import io
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
-from drawings import draw
+from drawings import draw, encode
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -20,13 +19,6 @@ from handwritten.cli import main
 from handwritten.errors import HandwrittenError
 from handwritten.predict import load_digit
 from handwritten.serve import COLLECT_ENV, MODEL_ENV, app_from_env, create_app
-
-
-def encode(image: Image.Image, kind: str = "PNG") -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=kind)
-    return buffer.getvalue()
-
 
 SEVEN = encode(draw())
 BLANK = encode(Image.new("L", (280, 280), 255))

@@ -10,7 +10,6 @@ memory bounded (VmRSS from /proc).
 from __future__ import annotations
 
 import http.client
-import io
 import json
 import os
 import select
@@ -29,7 +28,7 @@ from pathlib import Path
 import pytest
 import schemathesis
 from conftest import ROOT
-from drawings import draw
+from drawings import draw, encode
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from PIL import Image
@@ -46,12 +45,6 @@ RSS_GROWTH_MB = 64
 """Allowed growth of the server's resident memory over the whole abuse, after warm-up: the
 model, caches and thread pools are in place by then, so what remains would be a leak (2,000
 requests leaking even 32 KB each would pass 64 MB)."""
-
-
-def encode(image: Image.Image, kind: str = "PNG") -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, kind)
-    return buffer.getvalue()
 
 
 SEVEN = encode(draw())

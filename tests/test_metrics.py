@@ -6,13 +6,12 @@ are in test_scale_out.py, which starts real servers.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from typing import ClassVar
 
 import numpy as np
 import pytest
-from drawings import draw
+from drawings import draw, encode
 from fastapi.testclient import TestClient
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
@@ -23,14 +22,8 @@ PNG = {"Content-Type": "image/png"}
 REQUESTS = "handwritten_http_requests_total"
 
 
-def png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-SEVEN = png(draw())
-BLANK = png(Image.new("L", (280, 280), 255))
+SEVEN = encode(draw())
+BLANK = encode(Image.new("L", (280, 280), 255))
 
 
 def samples(text: str) -> dict[tuple[str, frozenset], float]:

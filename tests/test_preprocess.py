@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import struct
 import zlib
 
 import numpy as np
 import pytest
-from drawings import draw
+from drawings import draw, encode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -21,12 +20,6 @@ from handwritten.preprocess import (
     open_image,
     to_mnist,
 )
-
-
-def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **options)
-    return buffer.getvalue()
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:

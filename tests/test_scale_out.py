@@ -13,7 +13,6 @@ import contextlib
 import getpass
 import grp
 import http.client
-import io
 import json
 import os
 import signal
@@ -28,8 +27,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from drawings import draw
-from PIL import Image
+from drawings import draw, encode
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -42,13 +40,7 @@ WAIT_SECONDS = 90
 PREDICTED = {"route": "/api/predict", "method": "POST", "status": "200"}
 
 
-def png(image: Image.Image, kind: str = "PNG") -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=kind)
-    return buffer.getvalue()
-
-
-SEVEN = png(draw())
+SEVEN = encode(draw())
 
 
 def free_port() -> int:
@@ -205,7 +197,7 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_0(
     """A photo upload is half sent when SIGTERM comes: the port closes at once, yet the
     upload, finished afterwards, is answered 200, and the process exits 0."""
     server = start_server()
-    photo = png(draw(size=2000, width=90).convert("RGB"), "JPEG")
+    photo = encode(draw(size=2000, width=90).convert("RGB"), "JPEG")
     upload = socket.create_connection((HOST, server.port))
     head = (
         f"POST /api/predict-number HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: image/jpeg\r\n"

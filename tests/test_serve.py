@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import uvicorn
 import uvicorn.server
-from drawings import draw
+from drawings import draw, encode
 from fastapi.testclient import TestClient
 from PIL import Image
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -30,13 +30,6 @@ from handwritten.serve import (
     app_from_env,
     create_app,
 )
-
-
-def encode(image: Image.Image, kind: str = "PNG") -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=kind)
-    return buffer.getvalue()
-
 
 SEVEN = encode(draw())
 BLANK = encode(Image.new("L", (280, 280), 255))

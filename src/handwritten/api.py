@@ -150,11 +150,11 @@ def evaluate_drawings(folder: Source, classifier: Classifier) -> dict[str, Any]:
 def _trust_scores(predictions: list[Prediction], labels: list[int]) -> dict[str, Any]:
     """How the statuses treat labelled digits: how many answers are sure, how often those
     are right, how many are refused as "not a digit", and the calibration error."""
-    answers = {status: 0 for status in trust.STATUSES}
-    sure_right = 0
-    for prediction, label in zip(predictions, labels, strict=True):
-        answers[prediction.status] += 1
-        sure_right += prediction.status == "digit" and prediction.digit == label
+    answers = _answers(predictions)
+    sure_right = sum(
+        p.status == "digit" and p.digit == label
+        for p, label in zip(predictions, labels, strict=True)
+    )
     rows, read_labels = _output_rows(predictions, labels)
     return {
         "answers": answers,
@@ -162,6 +162,11 @@ def _trust_scores(predictions: list[Prediction], labels: list[int]) -> dict[str,
         "sure_accuracy": sure_right / answers["digit"] if answers["digit"] else None,
         "ece": trust.expected_calibration_error(rows, read_labels) if len(rows) else None,
     }
+
+
+def _answers(predictions: list[Prediction]) -> dict[str, int]:
+    """How many answers have each status, every status named (0 when none)."""
+    return {status: sum(p.status == status for p in predictions) for status in trust.STATUSES}
 
 
 def _output_rows(predictions: list[Prediction], labels: list) -> tuple[np.ndarray, np.ndarray]:
@@ -189,20 +194,19 @@ def evaluate_nondigits(folder: Source, classifier: Classifier) -> dict[str, Any]
     if not pairs:
         raise DataError(f"{folder}: no images; give a folder of images that are not digits.")
     predictions = predict_files([path for path, _ in pairs], classifier)
-    kinds: dict[str, list[int]] = {}
+    by_kind: dict[str, list[Prediction]] = {}
     for (_, kind), prediction in zip(pairs, predictions, strict=True):
-        counts = kinds.setdefault(kind, [0, 0])
-        counts[0] += prediction.status == "not-a-digit"
-        counts[1] += 1
-    answers = {status: 0 for status in trust.STATUSES}
-    for prediction in predictions:
-        answers[prediction.status] += 1
+        by_kind.setdefault(kind, []).append(prediction)
+    answers = _answers(predictions)
     return {
         "folder": str(folder),
         "images": len(pairs),
         "refused": answers["not-a-digit"] / len(pairs),
         "answers": answers,
-        "refused_by_kind": {kind: refused / n for kind, (refused, n) in sorted(kinds.items())},
+        "refused_by_kind": {
+            kind: _answers(kept)["not-a-digit"] / len(kept)
+            for kind, kept in sorted(by_kind.items())
+        },
         "still_read_as_digit": [
             {"path": str(p.path), "read": p.digit, "confidence": p.confidence}
             for p in predictions

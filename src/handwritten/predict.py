@@ -118,10 +118,14 @@ def predict_files(paths: Iterable[str | os.PathLike], classifier: Classifier) ->
     return predictions
 
 
-def preprocess_file(path: str | os.PathLike) -> Prediction:
-    """One file's prediction before the model sees it (its 28x28 image, or its error): the
+def preprocess_file(source: ImageSource, label: str | None = None) -> Prediction:
+    """One input's prediction before the model sees it (its 28x28 image, or its error): the
     part of `predict_files` that a process pool can run, as it needs no model."""
-    return _preprocess(path)
+    label = label or str(source)
+    try:
+        return Prediction(path=label, image=load_digit(source, label))
+    except ImageError as exc:
+        return Prediction(path=label, error=str(exc))
 
 
 def classify_predictions(predictions: list[Prediction], classifier: Classifier) -> None:
@@ -133,9 +137,8 @@ def predict_image(
     source: ImageSource, classifier: Classifier, name: str | None = None
 ) -> Prediction:
     """Read the digit in one image file or encoded bytes (the server's unit of work)."""
-    prediction = _preprocess(source, name or str(source))
-    if prediction.image is not None:
-        _classify([prediction], classifier)
+    prediction = preprocess_file(source, name)
+    classify_predictions([prediction], classifier)
     return prediction
 
 
@@ -154,14 +157,6 @@ def load_digit(source: ImageSource, name: str | None = None) -> np.ndarray | Non
     ImageError says why an input cannot be read; None means it holds no ink.
     """
     return digit_image(open_image(source, name))
-
-
-def _preprocess(source: ImageSource, label: str | None = None) -> Prediction:
-    label = label or str(source)
-    try:
-        return Prediction(path=label, image=load_digit(source, label))
-    except ImageError as exc:
-        return Prediction(path=label, error=str(exc))
 
 
 def _classify(predictions: list[Prediction], classifier: Classifier) -> None:

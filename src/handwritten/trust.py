@@ -90,17 +90,16 @@ class Judgement:
 
 def judge(probabilities: np.ndarray, thresholds: Thresholds) -> Judgement:
     """The status of one network output (see the module's docstring)."""
+    status = str(statuses(np.asarray(probabilities)[None], thresholds)[0])
+    if status == "not-a-digit":
+        return Judgement(status, None, [])
     digits = digit_probabilities(probabilities)
     best = int(digits.argmax())
-    if not_a_digit_scores(probabilities) >= thresholds.reject:
-        return Judgement("not-a-digit", None, [])
-    if digits[best] >= thresholds.sure:
-        return Judgement("digit", best, [])
-    return Judgement("unsure", best, _alternatives(digits, best))
+    return Judgement(status, best, _alternatives(digits, best) if status == "unsure" else [])
 
 
 def statuses(probabilities: np.ndarray, thresholds: Thresholds) -> np.ndarray:
-    """`judge`'s status for every row at once, for scoring thousands of images."""
+    """The status of every row at once: the one rule, for one answer (`judge`) or thousands."""
     confidence = digit_probabilities(probabilities).max(axis=-1)
     rejected = not_a_digit_scores(probabilities) >= thresholds.reject
     sure = confidence >= thresholds.sure
@@ -119,22 +118,18 @@ def expected_calibration_error(
 ) -> float:
     """ECE over equal-width confidence bins: the gap between confidence and accuracy,
     weighted by how many answers fall in each bin. Confidence is the best digit's."""
-    confidence, correct = _confidence_and_correct(probabilities, labels)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    gap = 0.0
-    for b in range(bins):
-        chosen = which == b
-        if chosen.any():
-            gap += chosen.mean() * abs(confidence[chosen].mean() - correct[chosen].mean())
-    return float(gap)
+    rows = reliability(probabilities, labels, bins)
+    total = sum(row["count"] for row in rows)
+    return float(
+        sum(row["count"] * abs(row["confidence"] - row["accuracy"]) for row in rows)
+    ) / max(1, total)
 
 
 def reliability(
     probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
 ) -> list[dict[str, float | int]]:
     """Per confidence bin: how many answers, their mean confidence and their accuracy; what a
-    reliability diagram draws."""
+    reliability diagram draws and the ECE sums."""
     confidence, correct = _confidence_and_correct(probabilities, labels)
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
