@@ -18,9 +18,9 @@ import os
 import stat
 import warnings
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps
-from scipy import ndimage
 
 from handwritten.errors import ImageError
 
@@ -239,10 +239,12 @@ def _remove_edge_lines(ink: np.ndarray) -> np.ndarray:
 def _remove_specks(ink: np.ndarray) -> np.ndarray:
     """Drop faint noise and small stray marks while keeping every sizeable piece of the digit."""
     mask = ink >= NOISE_FLOOR
-    labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
-    if count == 0:
+    count, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=8)
+    if count == 1:
         return np.zeros_like(ink)
-    mass = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=count + 1)
+    # Exact whatever order the pieces are numbered in: float32 ink of at least NOISE_FLOOR is
+    # a multiple of 2**-26, so sums over a working copy (at most 2**18 pixels) lose no bit.
+    mass = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=count)
     mass[0] = 0.0
     keep = mass >= SPECK_FRACTION * mass.sum()
     keep[0] = False
@@ -286,27 +288,41 @@ def _match_stroke_width(ink: np.ndarray, target: float) -> np.ndarray:
         return ink
     footprint = _disk(abs(radius))
     if radius > 0:
-        return ndimage.grey_dilation(np.pad(ink, radius), footprint=footprint)
-    return ndimage.grey_erosion(ink, footprint=footprint)
+        return cv2.dilate(np.pad(ink, radius), footprint)
+    # Pixels past the edge are left out of the minimum; the reflected ones that version 1 took
+    # in lie inside the disk anyway (it is symmetric and convex), so the result is the same.
+    return cv2.erode(ink, footprint)
 
 
 def _stroke_width(mask: np.ndarray) -> float:
     """Mean stroke width: ink area over half the length of the ink's outline."""
-    outline = ndimage.binary_dilation(mask) & ~mask
-    return 2.0 * mask.sum() / max(1, outline.sum())
+    grown = cv2.dilate(mask.view(np.uint8), _CROSS).view(bool)
+    outline = grown & ~mask
+    return 2.0 * np.count_nonzero(mask) / max(1, np.count_nonzero(outline))
+
+
+_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 
 
 def _disk(radius: int) -> np.ndarray:
     y, x = np.ogrid[-radius : radius + 1, -radius : radius + 1]
-    return x * x + y * y <= radius * radius + radius
+    return np.uint8(x * x + y * y <= radius * radius + radius)
 
 
 def _centre_in_frame(digit: np.ndarray) -> np.ndarray:
     """Place the digit in a 28x28 frame with its centre of mass at the centre, as MNIST did."""
     height, width = digit.shape
-    centre_y, centre_x = ndimage.center_of_mass(digit)
+    centre_y, centre_x = _centre_of_mass(digit)
     top = int(np.clip(round(MNIST_SIZE / 2 - centre_y), 0, MNIST_SIZE - height))
     left = int(np.clip(round(MNIST_SIZE / 2 - centre_x), 0, MNIST_SIZE - width))
     frame = np.zeros((MNIST_SIZE, MNIST_SIZE), dtype=np.float32)
     frame[top : top + height, left : left + width] = digit
     return np.uint8(np.round(frame * 255))
+
+
+def _centre_of_mass(digit: np.ndarray) -> tuple[float, float]:
+    """(row, column) of the ink's centre, summed in the order scipy's `center_of_mass` sums
+    (version 1 used it), so that a digit halfway between two pixels rounds the same way."""
+    total = digit.sum()
+    rows, cols = np.ogrid[: digit.shape[0], : digit.shape[1]]
+    return (digit * rows.astype(float)).sum() / total, (digit * cols.astype(float)).sum() / total
