@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -58,16 +59,22 @@ def test_server_memory_counts_the_workers_too() -> None:
             process.wait(timeout=30)
 
 
-def test_the_race_reads_the_test_accuracy_keras_prints(capsys: pytest.CaptureFixture) -> None:
+def test_the_race_reads_the_digit_accuracy_training_prints(capsys: pytest.CaptureFixture) -> None:
     import keras
 
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
-    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    x, y = np.eye(4, dtype=np.float32), np.array([0, 1, 0, 1])
+    from handwritten.train import DigitAccuracy
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(11, activation="softmax")])
+    model.compile(loss="categorical_crossentropy", metrics=["accuracy", DigitAccuracy()])
+    x = np.eye(4, dtype=np.float32)
+    y = np.eye(11, dtype=np.float32)[[0, 1, 10, 10]]
     model.fit(x, y, validation_data=(x, y), epochs=1, verbose=2)
     lines = [line for line in capsys.readouterr().out.splitlines() if "val_accuracy" in line]
     assert len(lines) == 1
     accuracy = float(bench_train.KERAS_EPOCH.search(lines[0])[1])
+    assert accuracy == pytest.approx(
+        float(re.search(r"val_digit_accuracy: ([0-9.]+)", lines[0])[1])
+    )
     assert bench_train._project_reached(lines[0]) == (accuracy >= 0.99)
 
 

@@ -13,7 +13,7 @@ from handwritten import __version__, data
 from handwritten.errors import HandwrittenError
 from handwritten.models import load_model
 from handwritten.preprocess import preprocessing_spec
-from handwritten.train import card_path, train
+from handwritten.train import DigitAccuracy, card_path, train
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +41,29 @@ def test_one_epoch_of_the_seed_recipe_beats_95_percent(tmp_path: Path) -> None:
     assert written["data"]["sha256"] == data.PAYLOAD_SHA256
     assert written["training_seconds"] > 0
     assert "handwritten" in written["command"]
+    history = json.loads(output.with_name("one-epoch.history.json").read_text())
+    assert history["val_digit_accuracy"] == pytest.approx(history["val_accuracy"])
+
+
+def test_digit_accuracy_counts_digits_only_and_reads_the_best_digit() -> None:
+    eye = np.eye(11, dtype=np.float32)
+    truth = eye[[3, 3, 7, 10, 10]]
+    truth[1, :10] = 0.05  # a distilled target: soft, but still all digit
+    truth[1, 3] = 0.55
+    guess = np.float32(
+        [
+            eye[3],  # right
+            0.4 * eye[10] + 0.35 * eye[3] + 0.25 * eye[5],  # best digit 3 beats the 11th: right
+            eye[1],  # wrong
+            eye[2],  # a non-digit read as a digit: not counted here
+            eye[10],
+        ]
+    )
+    metric = DigitAccuracy()
+    metric.update_state(truth, guess)
+    assert float(metric.result()) == pytest.approx(2 / 3)
+    metric.reset_state()
+    assert float(metric.result()) == 0.0
 
 
 def weights(path: Path) -> list[np.ndarray]:

@@ -62,6 +62,31 @@ def make_optimizer(recipe: Recipe, total_steps: int) -> keras.optimizers.Optimiz
     return keras.optimizers.Adam(learning_rate=rate)
 
 
+class DigitAccuracy(keras.metrics.Metric):
+    """The share of digits read right, the best of the ten digit outputs against the label:
+    what a model card reports. With generated non-digits among the validation images, Keras's
+    plain accuracy also counts how many of them are refused, so it is no measure of reading
+    digits; the race to 99% in `make bench` reads this one. Equal to plain accuracy for a
+    network without the 11th output."""
+
+    def __init__(self, name: str = "digit_accuracy", **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+        self.right = self.add_variable(shape=(), initializer="zeros", name="right")
+        self.digits = self.add_variable(shape=(), initializer="zeros", name="digits")
+
+    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
+        ops = keras.ops
+        truth, guess = y_true[:, :NUM_CLASSES], y_pred[:, :NUM_CLASSES]
+        # A digit's target holds its whole weight in the first ten places (soft or not).
+        is_digit = ops.cast(ops.sum(truth, axis=1) > 0.5, "float32")
+        same = ops.cast(ops.argmax(truth, axis=1) == ops.argmax(guess, axis=1), "float32")
+        self.right.assign_add(ops.sum(same * is_digit))
+        self.digits.assign_add(ops.sum(is_digit))
+
+    def result(self):
+        return keras.ops.divide_no_nan(self.right, self.digits)
+
+
 def backup_dir(model_path: Path) -> Path:
     """Where an interrupted run keeps its last finished epoch, to resume from."""
     return model_path.with_name(f".{model_path.stem}.backup")
@@ -113,7 +138,7 @@ def train(
     model.compile(
         optimizer=make_optimizer(recipe, len(images) // batch_size * epochs),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
-        metrics=["accuracy"],
+        metrics=["accuracy", DigitAccuracy()],
     )
     commit = source_commit()
     stop = _StopWhenAsked()
