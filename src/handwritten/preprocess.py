@@ -17,6 +17,8 @@ import io
 import os
 import stat
 import warnings
+from collections.abc import Callable
+from functools import cache
 
 import cv2
 import numpy as np
@@ -175,19 +177,48 @@ def _working_copy(image: Image.Image) -> Image.Image:
 
 
 def _ink_map(image: Image.Image) -> np.ndarray | None:
-    """How much ink each pixel holds, 0 (background) to 1 (full ink), whatever the polarity."""
-    transparent_background = _alpha(image)
-    if transparent_background is not None and np.median(transparent_background) < 0.5:
-        ink = transparent_background
-    else:
-        gray = gray_on_white(image)
-        background = float(np.median(_border(gray)))
-        ink = 1.0 - gray if background > 0.5 else gray
-    floor = float(np.median(_border(ink)))
-    peak = float(ink.max())
+    """How much ink each pixel holds, 0 (background) to 1 (full ink), whatever the polarity.
+
+    Every step is a function of the pixel's level alone, so for 8-bit images it is worked out
+    once per level (256 values) and looked up: the same float32 numbers, a fraction of the
+    passes over the image. The brightest ink is that of the lightest or darkest level.
+    """
+    levels, invert = _ink_levels(image)
+
+    def ink(values: np.ndarray) -> np.ndarray:
+        return 1.0 - values if invert else values
+
+    floor = float(np.median(ink(_fraction(_border(levels)))))
+    extremes = np.array([levels.min(), levels.max()], dtype=levels.dtype)
+    peak = float(ink(_fraction(extremes)).max())
     if peak - floor < MIN_CONTRAST:
         return None
-    return np.clip((ink - floor) / (peak - floor), 0.0, 1.0)
+    return _per_level(levels, lambda v: np.clip((ink(v) - floor) / (peak - floor), 0.0, 1.0))
+
+
+def _ink_levels(image: Image.Image) -> tuple[np.ndarray, bool]:
+    """The levels the ink is read from (alpha, or gray on white), and whether dark is ink."""
+    alpha = _alpha(image)
+    if alpha is not None and np.median(_fraction(alpha)) < 0.5:
+        return alpha, False
+    gray = _gray_levels(image)
+    return gray, float(np.median(_fraction(_border(gray)))) > 0.5
+
+
+_LEVEL_FRACTIONS = np.arange(256, dtype=np.float32) / 255.0
+"""Each 8-bit level over 255.0, exactly as dividing a float32 image by 255.0 gives it."""
+
+
+def _fraction(levels: np.ndarray) -> np.ndarray:
+    """0-1 float32 values of 8-bit levels; other levels (16-bit or float images) already are."""
+    return _LEVEL_FRACTIONS[levels] if levels.dtype == np.uint8 else levels
+
+
+def _per_level(levels: np.ndarray, step: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """`step` applied to every pixel's 0-1 value, through a table for 8-bit levels."""
+    if levels.dtype == np.uint8:
+        return step(_LEVEL_FRACTIONS)[levels]
+    return step(levels)
 
 
 def has_transparency(image: Image.Image) -> bool:
@@ -196,14 +227,20 @@ def has_transparency(image: Image.Image) -> bool:
 
 
 def _alpha(image: Image.Image) -> np.ndarray | None:
+    """The 8-bit alpha levels, None when the image is opaque."""
     if not has_transparency(image):
         return None
-    alpha = np.asarray(image.convert("RGBA").getchannel("A"), dtype=np.float32) / 255.0
-    return alpha if alpha.min() < 1.0 else None
+    alpha = np.asarray(image.convert("RGBA").getchannel("A"))
+    return alpha if alpha.min() < 255 else None
 
 
 def gray_on_white(image: Image.Image) -> np.ndarray:
     """Luminance in 0-1 with any transparency composited onto white, as a paint program shows it."""
+    return _fraction(_gray_levels(image))
+
+
+def _gray_levels(image: Image.Image) -> np.ndarray:
+    """`gray_on_white` as 8-bit levels, or as 0-1 float32 for 16-bit and float images."""
     if image.mode.startswith("I") or image.mode == "F":
         values = np.asarray(image, dtype=np.float64)
         top = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
@@ -212,7 +249,7 @@ def gray_on_white(image: Image.Image) -> np.ndarray:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, rgba)
-    return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    return np.asarray(image.convert("L"))
 
 
 def _border(values: np.ndarray) -> np.ndarray:
@@ -220,20 +257,29 @@ def _border(values: np.ndarray) -> np.ndarray:
 
 
 def _remove_edge_lines(ink: np.ndarray) -> np.ndarray:
-    """Clear rows and columns near an edge that are almost all ink: frames, not digit strokes."""
+    """Clear rows and columns near an edge that are almost all ink: frames, not digit strokes.
+
+    Rows go first, and the columns are measured without them, so that a frame's top and
+    bottom edges do not make every column look full. Most drawings have none: no copy then.
+    """
+    mask = ink >= NOISE_FLOOR
+    rows = _edge_lines(mask.sum(axis=1), mask.shape[1])
+    mask[rows] = False
+    cols = _edge_lines(mask.sum(axis=0), mask.shape[0])
+    if not (rows.any() or cols.any()):
+        return ink
     ink = ink.copy()
-    for axis in (0, 1):
-        length = ink.shape[1 - axis]
-        fill = (ink >= NOISE_FLOOR).sum(axis=1 - axis) / length
-        band = max(1, round(EDGE_BAND * ink.shape[axis]))
-        near_edge = np.zeros(ink.shape[axis], dtype=bool)
-        near_edge[:band] = near_edge[-band:] = True
-        lines = near_edge & (fill >= EDGE_LINE_FILL)
-        if axis == 0:
-            ink[lines, :] = 0.0
-        else:
-            ink[:, lines] = 0.0
+    ink[rows, :] = 0.0
+    ink[:, cols] = 0.0
     return ink
+
+
+def _edge_lines(counts: np.ndarray, length: int) -> np.ndarray:
+    """Which lines (rows or columns, with `counts` inked pixels of `length`) are frame lines."""
+    band = max(1, round(EDGE_BAND * len(counts)))
+    near_edge = np.zeros(len(counts), dtype=bool)
+    near_edge[:band] = near_edge[-band:] = True
+    return near_edge & (counts / length >= EDGE_LINE_FILL)
 
 
 def _remove_specks(ink: np.ndarray) -> np.ndarray:
@@ -244,11 +290,9 @@ def _remove_specks(ink: np.ndarray) -> np.ndarray:
         return np.zeros_like(ink)
     # Exact whatever order the pieces are numbered in: float32 ink of at least NOISE_FLOOR is
     # a multiple of 2**-26, so sums over a working copy (at most 2**18 pixels) lose no bit.
-    mass = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=count)
-    mass[0] = 0.0
-    keep = mass >= SPECK_FRACTION * mass.sum()
-    keep[0] = False
-    return np.where(keep[labels], ink, 0.0).astype(np.float32)
+    mass = np.bincount(labels[mask], weights=ink[mask], minlength=count)
+    keep = mass >= SPECK_FRACTION * mass.sum()  # The background (0) has no mass: never kept.
+    return np.where(mask if keep[1:].all() else keep[labels], ink, 0.0)
 
 
 def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
@@ -282,28 +326,33 @@ def _resize(ink: np.ndarray, longer_side: int) -> np.ndarray:
 
 def _match_stroke_width(ink: np.ndarray, target: float) -> np.ndarray:
     """Thicken hairlines (paint programs draw 1 px lines) and thin marker strokes to `target`."""
-    width = _stroke_width(np.pad(ink >= 0.5, 1))
+    width = _stroke_width(_pad(np.uint8(ink >= 0.5), 1))
     radius = round((target - width) / 2)
     if radius == 0:
         return ink
     footprint = _disk(abs(radius))
     if radius > 0:
-        return cv2.dilate(np.pad(ink, radius), footprint)
+        return cv2.dilate(_pad(ink, radius), footprint)
     # Pixels past the edge are left out of the minimum; the reflected ones that version 1 took
     # in lie inside the disk anyway (it is symmetric and convex), so the result is the same.
     return cv2.erode(ink, footprint)
 
 
 def _stroke_width(mask: np.ndarray) -> float:
-    """Mean stroke width: ink area over half the length of the ink's outline."""
-    grown = cv2.dilate(mask.view(np.uint8), _CROSS).view(bool)
-    outline = grown & ~mask
+    """Mean stroke width: ink area over half the length of the ink's outline (mask 0/1)."""
+    outline = cv2.dilate(mask, _CROSS) > mask
     return 2.0 * np.count_nonzero(mask) / max(1, np.count_nonzero(outline))
 
 
 _CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 
 
+def _pad(values: np.ndarray, width: int) -> np.ndarray:
+    """`values` with `width` zeros around it (np.pad's result, without its overhead)."""
+    return cv2.copyMakeBorder(values, width, width, width, width, cv2.BORDER_CONSTANT, value=0)
+
+
+@cache
 def _disk(radius: int) -> np.ndarray:
     y, x = np.ogrid[-radius : radius + 1, -radius : radius + 1]
     return np.uint8(x * x + y * y <= radius * radius + radius)
@@ -313,8 +362,8 @@ def _centre_in_frame(digit: np.ndarray) -> np.ndarray:
     """Place the digit in a 28x28 frame with its centre of mass at the centre, as MNIST did."""
     height, width = digit.shape
     centre_y, centre_x = _centre_of_mass(digit)
-    top = int(np.clip(round(MNIST_SIZE / 2 - centre_y), 0, MNIST_SIZE - height))
-    left = int(np.clip(round(MNIST_SIZE / 2 - centre_x), 0, MNIST_SIZE - width))
+    top = min(max(round(MNIST_SIZE / 2 - centre_y), 0), MNIST_SIZE - height)
+    left = min(max(round(MNIST_SIZE / 2 - centre_x), 0), MNIST_SIZE - width)
     frame = np.zeros((MNIST_SIZE, MNIST_SIZE), dtype=np.float32)
     frame[top : top + height, left : left + width] = digit
     return np.uint8(np.round(frame * 255))
@@ -324,5 +373,6 @@ def _centre_of_mass(digit: np.ndarray) -> tuple[float, float]:
     """(row, column) of the ink's centre, summed in the order scipy's `center_of_mass` sums
     (version 1 used it), so that a digit halfway between two pixels rounds the same way."""
     total = digit.sum()
-    rows, cols = np.ogrid[: digit.shape[0], : digit.shape[1]]
-    return (digit * rows.astype(float)).sum() / total, (digit * cols.astype(float)).sum() / total
+    rows = np.arange(digit.shape[0], dtype=float)[:, np.newaxis]
+    cols = np.arange(digit.shape[1], dtype=float)
+    return (digit * rows).sum() / total, (digit * cols).sum() / total
