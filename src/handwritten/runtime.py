@@ -57,6 +57,10 @@ RUNTIME_ENV = "HANDWRITTEN_RUNTIME"
 SOURCE_SHA256 = "handwritten.source_sha256"
 SOURCE_FILE = "handwritten.source_file"
 CARD = "handwritten.card"
+THREADS_ENV = "HANDWRITTEN_ONNX_THREADS"
+"""Threads per ONNX Runtime session; unset, the usable CPUs. `serve` sets 1 for its workers:
+each classifies one request's image at a time, and for a batch of one a second thread only
+adds the cost of waking it."""
 EXPORT_TOLERANCE = 1e-4
 ONNX_BATCH_SIZE = 128
 """Images per ONNX Runtime call in bulk. Small enough that a batch's activations stay in the
@@ -121,7 +125,7 @@ def open_onnx_unchecked(path: Path) -> onnxruntime.InferenceSession:
     # talk to the network behind the user's back.
     onnxruntime.disable_telemetry_events()
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = _usable_cpus()
+    options.intra_op_num_threads = int(os.environ.get(THREADS_ENV) or 0) or _usable_cpus()
     options.inter_op_num_threads = 1
     # Idle threads sleep instead of spinning: on two shared cores a spinning pool takes CPU
     # from the image decoding and preprocessing around each call (and from other programs).
