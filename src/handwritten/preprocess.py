@@ -215,9 +215,10 @@ def _fraction(levels: np.ndarray) -> np.ndarray:
 
 
 def _per_level(levels: np.ndarray, step: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """`step` applied to every pixel's 0-1 value, through a table for 8-bit levels."""
+    """`step` applied to every pixel's 0-1 value, through a table for 8-bit levels (OpenCV's
+    lookup is several times faster than numpy's indexing)."""
     if levels.dtype == np.uint8:
-        return step(_LEVEL_FRACTIONS)[levels]
+        return cv2.LUT(levels, step(_LEVEL_FRACTIONS)).reshape(levels.shape)
     return step(levels)
 
 
@@ -263,9 +264,9 @@ def _remove_edge_lines(ink: np.ndarray) -> np.ndarray:
     bottom edges do not make every column look full. Most drawings have none: no copy then.
     """
     mask = ink >= NOISE_FLOOR
-    rows = _edge_lines(mask.sum(axis=1), mask.shape[1])
+    rows = _edge_lines(_inked_per_line(mask, axis=1), mask.shape[1])
     mask[rows] = False
-    cols = _edge_lines(mask.sum(axis=0), mask.shape[0])
+    cols = _edge_lines(_inked_per_line(mask, axis=0), mask.shape[0])
     if not (rows.any() or cols.any()):
         return ink
     ink = ink.copy()
@@ -296,9 +297,17 @@ def _remove_specks(ink: np.ndarray) -> np.ndarray:
 
 
 def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
-    rows = np.flatnonzero(ink.max(axis=1) >= NOISE_FLOOR)
-    cols = np.flatnonzero(ink.max(axis=0) >= NOISE_FLOOR)
+    mask = ink >= NOISE_FLOOR
+    rows = np.flatnonzero(_inked_per_line(mask, axis=1))
+    cols = np.flatnonzero(_inked_per_line(mask, axis=0))
     return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def _inked_per_line(mask: np.ndarray, axis: int) -> np.ndarray:
+    """How many pixels of each row (`axis` 1) or column (0) are set: `mask.sum(axis)`, by
+    OpenCV, which is ten times faster at it."""
+    counts = cv2.reduce(mask.view(np.uint8), axis, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
+    return counts.ravel()
 
 
 def _fit_digit_box(ink: np.ndarray) -> np.ndarray:
