@@ -27,6 +27,14 @@ TARGETS = {
     "test_accuracy": 0.996,
 }
 """Issue #13's targets, for the default model."""
+LEAN_TARGETS = {
+    "multiply_adds": 4_000_000,
+    "validation_accuracy": 0.996,
+    "test_accuracy": 0.996,
+    "user-digits": 0.99,
+}
+"""Issue #14's targets for the default network; its photos should be read no worse than by
+the cnn."""
 
 
 def trust(data: Path) -> dict:
@@ -44,7 +52,13 @@ def _model(name: str, mnist) -> dict:
 
     classifier = api.load(name)
     scored = api.evaluate(classifier, mnist).result
-    figures: dict = {"test_accuracy": scored.accuracy, "ece_test": scored.ece}
+    card = classifier.card or {}
+    figures: dict = {
+        "test_accuracy": scored.accuracy,
+        "ece_test": scored.ece,
+        "validation_accuracy": (card.get("validation") or {}).get("accuracy"),
+        "multiply_adds": card.get("multiply_adds"),
+    }
     for folder in DIGIT_SETS:
         result = api.evaluate_drawings(SHARED / folder, classifier)
         figures[folder] = {
@@ -94,6 +108,47 @@ def markdown(section: dict) -> str:
             f"| {label} | " + " | ".join(cells) + f" | {bound} {_share(TARGETS[target])} |"
         )
     return "\n".join(lines)
+
+
+def network_markdown(section: dict) -> str:
+    """The default network against issue #14's targets, every model beside it."""
+    models = section["models"]
+    names = list(models)
+    photos = models.get("cnn", {}).get("photos", {}).get("accuracy")
+    rows = [
+        ("multiply-adds an image", "multiply_adds", lambda m: _count(m.get("multiply_adds"))),
+        (
+            "MNIST validation accuracy (card)",
+            "validation_accuracy",
+            lambda m: _share(m.get("validation_accuracy")),
+        ),
+        ("MNIST test accuracy", "test_accuracy", lambda m: _share(m["test_accuracy"])),
+        ("user-digits read right", "user-digits", lambda m: _share(m["user-digits"]["accuracy"])),
+    ]
+    targets = {
+        "multiply_adds": f"<= {_count(LEAN_TARGETS['multiply_adds'])}",
+        **{k: f">= {_share(v)}" for k, v in LEAN_TARGETS.items() if k != "multiply_adds"},
+    }
+    lines = [
+        "## The default network",
+        "",
+        f"Issue #14's targets apply to the default model ({section['default']}); the photos "
+        "should be read no worse than by the cnn.",
+        "",
+        "| figure | " + " | ".join(names) + " | target |",
+        "| --- | " + " | ".join("---" for _ in names) + " | --- |",
+    ]
+    for label, key, pick in rows:
+        lines.append(
+            f"| {label} | " + " | ".join(pick(models[n]) for n in names) + f" | {targets[key]} |"
+        )
+    cells = [_share(models[n]["photos"]["accuracy"]) for n in names]
+    lines.append("| photos read right | " + " | ".join(cells) + f" | >= {_share(photos)} (cnn) |")
+    return "\n".join(lines)
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else f"{value / 1e6:.2f} M"
 
 
 def _share(value: float | None) -> str:

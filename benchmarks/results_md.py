@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 BULK_TARGET_IMAGES_PER_SECOND = 20_000
+TRAINING_TARGET_SECONDS = 300
+SERVE_BASELINE_REQUESTS_PER_SECOND = 317
+"""Requests/s of `serve --workers 2` at 32 clients when issue #14 asked for twice as many
+(RESULTS.md at commit 5948966, full mode)."""
+LONE_CLIENT_TARGET_MS = 10
 
 
 def render(results: dict) -> str:
@@ -25,8 +30,15 @@ def render(results: dict) -> str:
         parts.append(_measured(_numbers(sections["numbers"]), sections["numbers"]))
     from bench_bulk import markdown as bulk
     from bench_trust import markdown as trust
+    from bench_trust import network_markdown as network
+    from tune_users import markdown as tune
 
-    for name, section_markdown in (("bulk", bulk), ("trust", trust)):
+    for name, section_markdown in (
+        ("bulk", bulk),
+        ("trust", trust),
+        ("trust", network),
+        ("tune", tune),
+    ):
         if name in sections:
             parts.append(_measured(section_markdown(sections[name]), sections[name]))
     return "\n\n".join(parts) + "\n"
@@ -40,7 +52,8 @@ def _setting(results: dict) -> str:
             "# Benchmarks",
             "",
             "Written by `make bench` (`benchmarks/run.py`): quick mode measures everything but "
-            "the race to 99% test accuracy, `make bench BENCH=full` adds it and repeats more. "
+            "the race to 99% accuracy and `tune`, `make bench BENCH=full` adds them and repeats "
+            "more. "
             "Every figure is the median of several runs in fresh processes (`results.json` has "
             "every run); each comparison ran both sides in the same session, alternating. Each "
             "section says when, at which commit and in which mode it was measured, and the load "
@@ -79,6 +92,7 @@ def _targets(sections: dict) -> str:
     rows += _predict_targets(sections.get("predict"))
     rows += _serve_targets(sections.get("serve"))
     rows += _numbers_targets(sections.get("numbers"))
+    rows += _tune_targets(sections.get("tune"))
     return "\n".join(rows)
 
 
@@ -106,6 +120,16 @@ def _train_targets(train: dict | None, race: dict | None) -> list[str]:
                 f"{difference:+.2f} points",
                 "within 0.3 points",
                 abs(difference) <= 0.3,
+            )
+        )
+    if race and "training" in race:
+        seconds = race["training"]["fit_seconds"]["median"]
+        rows.append(
+            _row(
+                f"training the default model ({race['model']}), in fit()",
+                f"{seconds:,.0f} s",
+                f"<= {TRAINING_TARGET_SECONDS} s",
+                seconds <= TRAINING_TARGET_SECONDS,
             )
         )
     ratio = (race or {}).get("project_over_reference")
@@ -168,6 +192,26 @@ def _serve_targets(serve: dict | None) -> list[str]:
                 p50 <= 10,
             )
         )
+    two = serve.get("onnx, 2 workers")
+    if two:
+        rate = two["32_clients"]["requests_per_second"]["median"]
+        ratio = rate / SERVE_BASELINE_REQUESTS_PER_SECOND
+        lone = two["1_clients"]["p50_ms"]["median"]
+        rows += [
+            _row(
+                "server, 2 workers, 32 clients: requests/s over the "
+                f"{SERVE_BASELINE_REQUESTS_PER_SECOND} when issue #14 was filed",
+                f"{rate:,.0f} requests/s, {ratio:.2f}x",
+                ">= 2x",
+                ratio >= 2,
+            ),
+            _row(
+                "server, 2 workers, a lone client: p50",
+                f"{lone:.1f} ms",
+                f"<= {LONE_CLIENT_TARGET_MS} ms",
+                lone <= LONE_CLIENT_TARGET_MS,
+            ),
+        ]
     return rows
 
 
@@ -183,6 +227,34 @@ def _numbers_targets(numbers: dict | None) -> list[str]:
             seconds <= 0.5,
         )
     ]
+
+
+def _tune_targets(tune: dict | None) -> list[str]:
+    if not tune:
+        return []
+    fifty = tune["fifty_drawings"]
+    rows = [
+        _row(
+            f"`tune` on {fifty['drawings']} drawings, whole command",
+            f"{fifty['seconds']:.0f} s",
+            f"<= {fifty['target_seconds']} s",
+            fifty["seconds"] <= fifty["target_seconds"],
+        )
+    ]
+    for summary in tune["summary"]:
+        drop = summary["largest_mnist_validation_drop_points"]
+        rows.append(
+            _row(
+                f"`tune` from {summary['source']}: held-out drawings right, before -> after; "
+                "largest MNIST validation drop",
+                f"{summary['correct_before']} -> {summary['correct_after']} of "
+                f"{summary['scored']}; {drop:.2f} points",
+                f"more right; drop <= {summary['target_largest_drop_points']} points",
+                summary["correct_after"] > summary["correct_before"]
+                and drop <= summary["target_largest_drop_points"],
+            )
+        )
+    return rows
 
 
 def _numbers(numbers: dict) -> str:
@@ -257,6 +329,15 @@ def _race(race: dict | None) -> str:
         rows.append(f"| {side} | {seconds} | {epochs} | {figures['reached']} |")
     if "project_over_reference" in race:
         rows.append(f"| project / reference | {race['project_over_reference']:.2f}x | | |")
+    if "training" in race:
+        training = race["training"]
+        rows += [
+            "",
+            f"The project's runs trained on to the end of the recipe: "
+            f"{_median(training['fit_seconds'], 0)} s in fit(), "
+            f"{_median(training['wall_seconds'], 0)} s for the whole process; validation "
+            f"accuracy {_median(training['validation_accuracy'], 4)}.",
+        ]
     return "\n".join(rows)
 
 

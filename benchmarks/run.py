@@ -1,13 +1,14 @@
 """Run every benchmark and write benchmarks/RESULTS.md and benchmarks/results.json.
 
-    make bench                 # quick: everything but the race to 99% (about 10 minutes)
-    make bench BENCH=full      # adds the race to 99% and more repeats (about an hour)
+    make bench                 # quick: all but the race to 99% and tune (about 10 minutes)
+    make bench BENCH=full      # adds them, and more repeats (about an hour and a half)
     .venv/bin/python benchmarks/run.py --mode quick --only predict,serve
+    .venv/bin/python benchmarks/run.py --mode quick --only race,tune   # once each
 
 Figures are medians of several runs in fresh processes; each comparison runs both sides in
 the same session, alternating, and reports their ratio. On a machine shared with other work
 the absolute figures move with the load (RESULTS.md records it); the ratios move less. A
-section not measured in this run (the race, in quick mode) keeps its last figures, stamped
+section not measured in this run (the race and tune, in quick mode) keeps its last figures, stamped
 with the date, commit and mode they were measured in.
 """
 
@@ -22,15 +23,18 @@ from pathlib import Path
 
 from common import BENCHMARKS, data_dir, finished, setting, stamp
 
-SECTIONS = ("train", "race", "predict", "serve", "numbers", "bulk", "trust")
+SECTIONS = ("train", "race", "predict", "serve", "numbers", "bulk", "trust", "tune")
+FULL_ONLY = ("race", "tune")
+"""Sections too long for quick mode (an hour of training, some minutes of tuning)."""
 
 
 @dataclass(frozen=True)
 class Mode:
-    """How many times each figure is measured, and whether the long race runs."""
+    """How many times each figure is measured, and whether the long sections run unasked."""
 
     train_repeats: int
     race_repeats: int
+    long_sections: bool
     cold_repeats: int
     bulk_repeats: int
     folder_repeats: int
@@ -40,8 +44,8 @@ class Mode:
 
 
 MODES = {
-    "quick": Mode(3, 0, 5, 5, 3, 3, 1000, 3),
-    "full": Mode(3, 3, 9, 7, 5, 3, 2000, 5),
+    "quick": Mode(3, 1, False, 5, 5, 3, 3, 1000, 3),
+    "full": Mode(3, 3, True, 9, 7, 5, 3, 2000, 5),
 }
 
 
@@ -80,12 +84,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--output", type=Path, default=BENCHMARKS, help="folder for the results")
     args = parser.parse_args(argv)
+    asked = args.only is not None
     args.only = [s for s in (args.only or ",".join(SECTIONS)).split(",") if s]
     unknown = set(args.only) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
-    if MODES[args.mode].race_repeats == 0 and "race" in args.only:
-        args.only.remove("race")
+    if not asked and not MODES[args.mode].long_sections:
+        args.only = [section for section in args.only if section not in FULL_ONLY]
     return args
 
 
@@ -135,6 +140,12 @@ def _trust(mode: Mode, data: Path) -> dict:
     return trust(data)
 
 
+def _tune(mode: Mode, data: Path) -> dict:
+    from tune_users import tune_section
+
+    return tune_section(data)
+
+
 RUNNERS = {
     "train": _train,
     "race": _race,
@@ -143,6 +154,7 @@ RUNNERS = {
     "numbers": _numbers,
     "bulk": _bulk,
     "trust": _trust,
+    "tune": _tune,
 }
 
 

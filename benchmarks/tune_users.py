@@ -7,14 +7,12 @@ one half as a user would (a fresh process, a folder-per-digit tree), from the de
 and from the tutorial's `seed` network, and the other half is read before and after. The
 tune card gives the MNIST validation accuracy before and after (the target: no drop over 0.1
 point). Separately, the time to tune on 50 drawings (5 of each digit, from all projects) is
-measured, start-up included (the target: 60 s at most). Results go to benchmarks/tune.json.
-
-    .venv/bin/python benchmarks/tune_users.py
+measured, start-up included (the target: 60 s at most). `make bench BENCH=full` runs it as
+its section "tune" (`benchmarks/run.py --only tune` alone).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import shutil
@@ -24,7 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from common import BENCHMARKS, HANDWRITTEN, ROOT, checked, data_dir, finished, run, setting, stamp
+from common import HANDWRITTEN, ROOT, checked, run
 
 from handwritten import registry
 
@@ -143,27 +141,41 @@ def summarise(projects: list[dict]) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", type=Path, default=BENCHMARKS / "tune.json")
-    args = parser.parse_args(argv)
-    data = data_dir()
-    started = stamp("once", {"seed": SEED, "min_drawings": MIN_DRAWINGS})
+def tune_section(data: Path) -> dict:
+    """The section of `make bench`: 50 drawings timed, then every project from each source."""
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         fifty = timed_fifty(work, data)
         projects = {source: per_project(work, data, source) for source in SOURCES}
-    results = {
-        **setting(),
-        "measured": finished(started),
+    return {
         "fifty_drawings": fifty,
         "summary": [summarise(rows) for rows in projects.values()],
         "per_project": [row for rows in projects.values() for row in rows],
     }
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.output}", file=sys.stderr)
-    return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def markdown(section: dict) -> str:
+    """The section of RESULTS.md."""
+    fifty = section["fifty_drawings"]
+    lines = [
+        "## Learning one person's handwriting: `tune`",
+        "",
+        f"`handwritten tune` on {fifty['drawings']} drawings (5 of each digit, from across "
+        f"`../shared/user-digits`), from `{fifty['source']['name']}`: {fifty['seconds']} s from "
+        f"the command's start ({fifty['training_seconds']} s of training); MNIST validation "
+        f"{fifty['mnist_validation_before']:.4f} before, {fifty['mnist_validation_after']:.4f} "
+        "after.",
+        "",
+        f"Each project of {MIN_DRAWINGS} or more drawings, tuned on half (stratified by digit, "
+        "seeded) and scored on the other half:",
+        "",
+        "| from | projects | held-out drawings | right before | right after | "
+        "largest MNIST validation drop |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in section["summary"]:
+        lines.append(
+            f"| {row['source']} | {row['projects']} | {row['scored']} | {row['correct_before']} "
+            f"| {row['correct_after']} | {row['largest_mnist_validation_drop_points']:.2f} points |"
+        )
+    return "\n".join(lines)
