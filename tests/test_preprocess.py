@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,15 +13,21 @@ from drawings import draw, encode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from PIL import Image
+from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from handwritten.errors import ImageError
 from handwritten.predict import load_digit
 from handwritten.preprocess import (
+    PREPROCESSING_VERSION,
     open_image,
     to_mnist,
 )
+
+SAMPLES = sorted((Path(__file__).parents[1] / "digits").glob("*.png"))
+VERSION_1_DIGEST = "12a4d1648debe9cca346b1b0c83bfa460896f65468aff422e66242438833004c"
+"""SHA-256 of the 28x28 images `test_output_is_pinned_to_its_version` makes, as version 1
+made them when the shipped models were trained and measured."""
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:
@@ -203,3 +211,24 @@ def test_random_bytes_never_escape_as_anything_but_image_error(payload: bytes) -
         message = "fuzz.png"
     assert "fuzz.png" in message
     assert result is None or result.shape == (28, 28)
+
+
+def framed_with_specks() -> Image.Image:
+    """A thin seven inside a frame near the edges, with three dots: lines and specks to clear."""
+    image = draw(size=200, width=3)
+    pen = ImageDraw.Draw(image)
+    pen.rectangle((6, 6, 193, 193), outline=0, width=3)
+    for x, y in [(20, 170), (180, 30), (100, 185)]:
+        pen.ellipse((x, y, x + 3, y + 3), fill=0)
+    return image
+
+
+def test_output_is_pinned_to_its_version() -> None:
+    """The model cards record PREPROCESSING_VERSION, and their figures were measured with it:
+    a change that alters any output byte (a faster step that rounds differently, too) must
+    come with a new version. The sample drawings and a few styles, byte for byte."""
+    variants = [draw(width=1), draw(width=30), draw(ink=255, paper=0), framed_with_specks()]
+    images = [load_digit(path) for path in SAMPLES] + [to_mnist(v) for v in variants]
+    digest = hashlib.sha256(b"".join(image.tobytes() for image in images)).hexdigest()
+    assert len(SAMPLES) == 10
+    assert (PREPROCESSING_VERSION, digest) == (1, VERSION_1_DIGEST)
