@@ -45,7 +45,7 @@ def classifier() -> api.Classifier:
 @pytest.fixture(scope="module")
 def drawings(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """150 drawings in several strokes and widths, one blank canvas and one broken file:
-    enough for the pool (64 or more files) and for several chunks."""
+    enough for the pool to take many tasks, and for several chunks."""
     folder = tmp_path_factory.mktemp("drawings")
     for index in range(150):
         stroke = STROKES[index % len(STROKES)]
@@ -87,6 +87,30 @@ def test_read_many_gives_predicts_results_in_order_through_the_pool(
     assert "151-broken.png" in results[-1].error
     assert results[-2].digit is None
     assert results[-2].error is None
+
+
+@pytest.mark.parametrize(("seconds", "pooled"), [(3600.0, False), (0.0, True)])
+def test_files_are_read_here_for_a_while_and_the_rest_by_the_pool(
+    drawings: Path,
+    classifier: api.Classifier,
+    monkeypatch: pytest.MonkeyPatch,
+    seconds: float,
+    pooled: bool,
+) -> None:
+    """A job done within IN_PROCESS_SECONDS starts no pool; past it, the pool reads the rest,
+    and either way the results are the same, in order."""
+    started = []
+    real_pooled = bulk._pooled
+
+    def pooled_and_noted(*args: object) -> object:
+        started.append(args)
+        return real_pooled(*args)
+
+    monkeypatch.setattr(bulk, "IN_PROCESS_SECONDS", seconds)
+    monkeypatch.setattr(bulk, "_pooled", pooled_and_noted)
+    results = list(bulk.read_many([drawings], classifier, progress=False))
+    assert [r.to_json() for r in results] == expected_rows(drawings, classifier)
+    assert bool(started) is pooled
 
 
 def test_csv_rows_are_the_json_fields_of_every_image_once(
