@@ -287,8 +287,8 @@ def _remove_specks(ink: np.ndarray) -> np.ndarray:
     """Drop faint noise and small stray marks while keeping every sizeable piece of the digit."""
     mask = ink >= NOISE_FLOOR
     count, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=8)
-    if count == 1:
-        return np.zeros_like(ink)
+    if count <= 2:  # The background and at most one piece: nothing to weigh.
+        return np.where(mask, ink, 0.0)
     # Exact whatever order the pieces are numbered in: float32 ink of at least NOISE_FLOOR is
     # a multiple of 2**-26, so sums over a working copy (at most 2**18 pixels) lose no bit.
     mass = np.bincount(labels[mask], weights=ink[mask], minlength=count)
