@@ -196,7 +196,7 @@ def test_a_fifo_or_device_under_an_mnist_name_is_refused_not_read(
 
 DROP_TO_NOBODY = """
 import os, sys
-from handwritten import cli, data, evaluate, runtime
+from handwritten import api, cli, data, evaluate, runtime
 os.setgroups([])
 os.setgid({uid})
 os.setuid({uid})
