@@ -53,27 +53,32 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     mode = MODES[args.mode]
     data = data_dir()
-    results = {**setting(), "sections": _kept_sections(args)}
     for section in args.only:
         print(f"benchmark: {section} ...", file=sys.stderr, flush=True)
         started = stamp(args.mode, asdict(mode))
         figures = RUNNERS[section](mode, data)
-        results["sections"][section] = {"measured": finished(started), **figures}
-        write(results, args.output)
+        write_section(args.output, section, {"measured": finished(started), **figures})
     print(f"wrote {args.output / 'RESULTS.md'} and results.json", file=sys.stderr)
     return 0
 
 
-def _kept_sections(args: argparse.Namespace) -> dict:
-    """Sections this run does not measure stay as last measured (each says when and how)."""
-    previous = args.output / "results.json"
-    return json.loads(previous.read_text())["sections"] if previous.is_file() else {}
+def write_section(folder: Path, name: str, figures: dict) -> None:
+    """Put one section into both files as soon as it is measured, so a long run that fails
+    late keeps what it measured. The other sections are read from the file at that moment,
+    not when the run started: they stay as last measured (each says when and how), even when
+    another run wrote one of them meanwhile."""
+    previous = folder / "results.json"
+    sections = json.loads(previous.read_text())["sections"] if previous.is_file() else {}
+    results = {**setting(), "sections": {**sections, name: figures}}
+    _replace(previous, json.dumps(results, indent=2) + "\n")
+    _replace(folder / "RESULTS.md", markdown(results))
 
 
-def write(results: dict, folder: Path) -> None:
-    """Both files after every section, so a long run that fails late keeps what it measured."""
-    (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (folder / "RESULTS.md").write_text(markdown(results))
+def _replace(path: Path, text: str) -> None:
+    """Write whole or not at all: a reader never sees half a file."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
