@@ -43,6 +43,9 @@ def test_one_epoch_of_the_seed_recipe_beats_95_percent(tmp_path: Path) -> None:
     assert "handwritten" in written["command"]
     history = json.loads(output.with_name("one-epoch.history.json").read_text())
     assert history["val_digit_accuracy"] == pytest.approx(history["val_accuracy"])
+    import keras
+
+    assert keras.saving.load_model(output).compiled  # as the tutorial's file, in plain Keras
 
 
 def test_digit_accuracy_counts_digits_only_and_reads_the_best_digit() -> None:
