@@ -100,10 +100,10 @@ def test_bilinear_sample_matches_map_coordinates() -> None:
     assert np.allclose(_bilinear_sample(images, rows, cols), expected, atol=1e-6)
 
 
-def test_regional_styles_draw_only_on_ones_sevens_and_nines(batch) -> None:
+def test_regional_styles_draw_only_on_ones_and_sevens(batch) -> None:
     styles = RandomRegionalStyles(seed=4)
-    digits = [1, 7, 9, 2, 0] * 8
-    out = np.asarray(styles(np.repeat(batch[:1], 40, axis=0), one_hot(digits), training=True))
+    digits = [1, 7, 2, 0] * 8
+    out = np.asarray(styles(np.repeat(batch[:1], 32, axis=0), one_hot(digits), training=True))
     added = (out - batch[0]).sum(axis=(1, 2, 3))
     assert (added >= 0).all()
     other = np.isin(digits, [2, 0])
@@ -127,22 +127,3 @@ def test_regional_bar_crosses_the_middle_of_a_seven() -> None:
         assert 10 <= rows.mean() <= 18
         assert cols.min() < 12
         assert cols.max() > 15
-
-
-def test_regional_hook_curls_left_from_the_foot_of_a_nine() -> None:
-    stem = np.zeros((1, 28, 28, 1), np.float32)
-    stem[0, 4:24, 13:15] = 1.0
-    outs = [
-        np.asarray(RandomRegionalStyles(seed=seed)(stem, one_hot([9]), training=True))[0, ..., 0]
-        for seed in range(12)
-    ]
-    hooked = [out for out in outs if out.sum() > stem.sum() + 3]
-    assert hooked
-    for out in hooked:
-        added = out - stem[0, ..., 0]
-        rows = np.flatnonzero(added.max(axis=1) > 0.5)
-        cols = np.flatnonzero(added.max(axis=0) > 0.5)
-        assert rows.min() >= 14
-        assert rows.max() <= 24
-        assert cols.min() < 11
-        assert cols.max() <= 15

@@ -102,17 +102,16 @@ def _bilinear_sample(images, rows, cols):
 
 class RandomRegionalStyles(layers.Layer):
     """Draw the strokes MNIST's American writers left out: a flag or a base on some 1s, a bar
-    across some 7s, a tail hooked to the left under some 9s.
+    across some 7s.
 
-    MNIST's 1 is a bare stroke, its 7 has no bar and its 9 ends in a straight stem. Much of
-    the world writes them the other way; in ../shared/user-digits about half of the 1s and
-    7s do, a flagged 1 is then read as a 7, and a 9 whose tail curls left like a "g" is read
-    as a 3. This is the one label-aware augmentation: the strokes are drawn on the MNIST
-    digit, before the geometric ones, which then slant and warp them with the rest.
+    MNIST's 1 is a bare stroke and its 7 has no bar. Much of the world writes both the other
+    way; in ../shared/user-digits about half of the 1s and 7s do, and a flagged 1 is then
+    read as a 7. This is the one label-aware augmentation: the strokes are drawn on the
+    MNIST digit, before the geometric ones, which then slant and warp them with the rest.
     """
 
-    FLAG, BASE, BAR, HOOK = 0.5, 0.3, 0.4, 0.3
-    """Chance that a 1 gets a flag, a 1 gets a base, a 7 gets a bar, a 9 gets a hook."""
+    FLAG, BASE, BAR = 0.5, 0.3, 0.4
+    """Chance that a 1 gets a flag, a 1 gets a base, a 7 gets a bar."""
 
     def __init__(self, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -123,7 +122,7 @@ class RandomRegionalStyles(layers.Layer):
             return images
         ink = images[..., 0]
         digit = ops.argmax(labels, axis=-1)
-        draw = keras.random.uniform((ops.shape(ink)[0], 12), seed=self.seed_generator)
+        draw = keras.random.uniform((ops.shape(ink)[0], 9), seed=self.seed_generator)
         pen = (0.8 + 0.5 * draw[:, 0])[:, None, None]
         top, bottom = _ink_rows(ink)
 
@@ -136,8 +135,6 @@ class RandomRegionalStyles(layers.Layer):
         )
         bar = _bar(ink, top, bottom, draw[:, 7], draw[:, 8], pen)
         strokes = ops.maximum(strokes, chance(7, self.BAR, 3) * bar)
-        hook = _hook(ink, top, bottom, draw[:, 10], draw[:, 11], pen)
-        strokes = ops.maximum(strokes, chance(9, self.HOOK, 9) * hook)
         return ops.maximum(ink, strokes)[..., None]
 
 
@@ -164,15 +161,6 @@ def _bar(ink, top, bottom, width, slope, pen):
     tilt = (bottom - top + 1.0) * 0.1 * (slope - 0.5)
     centre = _ink_column(ink, middle)
     return _segment(ink.shape, (middle + tilt, centre - half), (middle - tilt, centre + half), pen)
-
-
-def _hook(ink, top, bottom, length, angle, pen):
-    """A stroke from the foot of the digit to the left, 0-40 degrees above horizontal."""
-    length = (bottom - top + 1.0) * (0.2 + 0.2 * length)
-    angle = np.radians(40.0) * angle
-    start = (bottom, _ink_column(ink, bottom))
-    end = (start[0] - length * ops.sin(angle), start[1] - length * ops.cos(angle))
-    return _segment(ink.shape, start, end, pen)
 
 
 def _ink_rows(ink):
@@ -221,7 +209,6 @@ STRENGTHS: dict[str, dict[str, Any]] = {
         "flag": RandomRegionalStyles.FLAG,
         "base": RandomRegionalStyles.BASE,
         "bar": RandomRegionalStyles.BAR,
-        "hook": RandomRegionalStyles.HOOK,
     },
     "rotate": {"factor": 12 / 360},
     "zoom": {"height_factor": (-0.12, 0.12)},

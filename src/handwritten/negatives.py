@@ -1,5 +1,4 @@
-"""Images that are not digits, made here, for training a network to answer "not a digit";
-and, made the same way, digits typed in fonts (`make_font_digits`).
+"""Images that are not digits, made here, for training a network to answer "not a digit".
 
 A recogniser trained only on digits names a digit for anything. To learn an 11th class it
 needs negatives that look like what people actually send instead of a digit: letters and
@@ -65,27 +64,6 @@ def make_negatives(count: int, seed: int, digits: np.ndarray | None = None) -> n
         if image is not None:
             images.append(image)
     return np.stack(images) if images else np.zeros((0, 28, 28), np.uint8)
-
-
-def make_font_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """`count` digits typed in the system's fonts, distorted like handwriting: (images, labels).
-
-    These are not negatives, but they are made the same way, with the same fonts and the
-    same hand. Many people draw a digit as they see it printed: a 6 whose top curls over
-    into a hook, a 4 closed at the top, a 1 with a flag and a base. MNIST's writers seldom
-    did, and such a 6 is read as a 5. The same seed gives the same images; labels cycle 0-9.
-    """
-    rng = np.random.default_rng(seed)
-    images, labels = [], []
-    while len(images) < count:
-        digit = len(images) % 10
-        image = to_mnist(_handwritten(_text(rng, str(digit)), rng))
-        if image is not None:
-            images.append(image)
-            labels.append(digit)
-    if not images:
-        return np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.uint8)
-    return np.stack(images), np.asarray(labels, np.uint8)
 
 
 def kind_seed(name: str, seed: int) -> int:

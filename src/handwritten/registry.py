@@ -25,10 +25,8 @@ class Recipe:
     `warmup_fraction` of the steps from `learning_rate / 30` to `learning_rate`, then cosine
     decay to zero); `weight_decay` > 0 makes the optimizer AdamW. `negatives` adds that
     fraction of generated non-digits (`negatives.py`) to the training images, for a network
-    with the 11th output; `font_digits` that fraction of digits typed in the system's fonts
-    and distorted like handwriting (`negatives.make_font_digits`). `teacher` names a shipped
-    model whose probabilities on each augmented batch are blended into the digits' targets
-    with weight `distillation`.
+    with the 11th output. `teacher` names a shipped model whose probabilities on each
+    augmented batch are blended into the digits' targets with weight `distillation`.
     """
 
     epochs: int
@@ -40,7 +38,6 @@ class Recipe:
     label_smoothing: float = 0.0
     augmentations: tuple[str, ...] = ()
     negatives: float = 0.0
-    font_digits: float = 0.0
     teacher: str | None = None
     distillation: float = 0.0
 
@@ -81,7 +78,6 @@ MODELS: dict[str, ModelSpec] = {
                 label_smoothing=0.05,
                 augmentations=CNN_AUGMENTATIONS,
                 negatives=0.15,
-                font_digits=0.1,
                 teacher="cnn",
                 distillation=0.5,
             ),

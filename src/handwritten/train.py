@@ -132,10 +132,6 @@ def train(
     if extra is not None:
         images, labels = _mix_in(images, labels, *extra)
     digit_images = len(images)
-    if recipe.font_digits:
-        count = round(recipe.font_digits * len(images))
-        images, labels = _with_font_digits(images, labels, count, seed)
-    font_digits = len(images) - digit_images
     validation = (split.x_val, split.y_val)
     if recipe.negatives:
         count = round(recipe.negatives * len(images))
@@ -199,12 +195,7 @@ def train(
         epochs=epochs,
         seed=seed,
         augmentations=chosen,
-        images={
-            "train_images": digit_images,
-            "extra_images": 0 if extra is None else len(extra[0]),
-            "font_digits": font_digits,
-            "generated_non_digits": len(images) - digit_images - font_digits,
-        },
+        images=(digit_images, 0 if extra is None else len(extra[0]), len(images) - digit_images),
         split=split,
         model=model,
         scores=scores,
@@ -429,15 +420,6 @@ def _with_negatives(
     )
 
 
-def _with_font_digits(
-    images: np.ndarray, labels: np.ndarray, count: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Add `count` digits typed in fonts (`negatives.make_font_digits`), for training only:
-    validation stays MNIST's own, so its accuracy means what it always meant."""
-    made, digits = negatives.make_font_digits(count, negatives.kind_seed("font digits", seed))
-    return np.concatenate([images, made]), np.concatenate([labels, digits.astype(labels.dtype)])
-
-
 def _distilling(recipe: Recipe, classes: int) -> Callable:
     """Blend the teacher's probabilities into each augmented batch's digit targets (Hinton
     et al., 2015): the teacher has seen the same augmented image, so its soft answer says
@@ -533,7 +515,7 @@ def _model_card(
     epochs: int,
     seed: int,
     augmentations: list[str],
-    images: dict[str, int],
+    images: tuple[int, int, int],
     split: data.Split,
     model: keras.Model,
     scores: dict[str, evaluate.Evaluation],
@@ -553,7 +535,9 @@ def _model_card(
         "data": {
             "name": "MNIST",
             "sha256": data.data_checksums(),
-            **images,
+            "train_images": images[0],
+            "extra_images": images[1],
+            "generated_non_digits": images[2],
             "validation": split.describe(),
             "test_images": len(split.y_test),
         },
