@@ -48,6 +48,23 @@ def test_training_history_without_validation(tmp_path: Path) -> None:
     assert not has_colour(picture(png_path, (1000, 400), min_ink=0.01), ORANGE)
 
 
+def test_the_digits_alone_are_drawn_only_where_they_differ() -> None:
+    apart = {**HISTORY, "digit_accuracy": [0.88, 0.93, 0.95], "val_digit_accuracy": [0.9] * 3}
+    same = {
+        **HISTORY,
+        "digit_accuracy": HISTORY["accuracy"],
+        "val_digit_accuracy": [0.9, 0.92, 0.92],
+    }
+    for history, expected in ((HISTORY, 2), (same, 2), (apart, 4)):
+        accuracy_panel = plots.training_history_figure(history).axes[1]
+        assert len(accuracy_panel.lines) == expected
+    dashed = plots.training_history_figure(apart).axes[1].lines[2:]
+    assert [line.get_label() for line in dashed] == [
+        "training, digits alone",
+        "validation, digits alone",
+    ]
+
+
 def test_previews_of_inputs_sharing_a_stem_do_not_collide(seed_model, tmp_path: Path) -> None:
     for folder, width in (("a", 4), ("b", 14)):
         (tmp_path / folder).mkdir()

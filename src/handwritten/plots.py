@@ -36,7 +36,8 @@ GRID_MIN_WIDTH = 6.0
 MISTAKES_SHOWN = 100
 GALLERY_COUNT = 40
 GALLERY_MAX = 500
-HISTORY_PANELS = ("loss", "accuracy")
+HISTORY_PANELS = {"loss": ("loss",), "accuracy": ("accuracy", "digit_accuracy")}
+"""Each panel's title and the metrics drawn in it, its own first."""
 
 
 def prediction_figure(prediction: Prediction) -> Figure:
@@ -151,21 +152,35 @@ def training_history_figure(history: Mapping[str, Sequence[float]]) -> Figure:
     """Loss and accuracy per epoch, training beside validation, one panel each.
 
     Validation pulling away from training is the picture of overfitting; the numbers alone
-    hide it.
+    hide it. A network with a "not a digit" output also gets its accuracy on the digits
+    alone, dashed: the figure the model card and `make bench` report.
     """
     figure, panels = plt.subplots(1, len(HISTORY_PANELS), figsize=(10, 4))
-    for axis, metric in zip(panels, HISTORY_PANELS, strict=True):
-        for key, label in ((metric, "training"), (f"val_{metric}", "validation")):
-            if key in history:
-                epochs = range(1, len(history[key]) + 1)
-                axis.plot(epochs, history[key], marker="o", label=label)
-        axis.set_title(metric)
+    for axis, (title, metrics) in zip(panels, HISTORY_PANELS.items(), strict=True):
+        for metric in metrics:
+            if metric != title and _same_curve(history, metric, title):
+                continue
+            for key, label in ((metric, "training"), (f"val_{metric}", "validation")):
+                if key in history:
+                    epochs = range(1, len(history[key]) + 1)
+                    style = {} if metric == title else {"linestyle": "--"}
+                    suffix = "" if metric == title else ", digits alone"
+                    axis.plot(epochs, history[key], marker="o", label=label + suffix, **style)
+        axis.set_title(title)
         axis.set_xlabel("epoch")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         if axis.lines:
             axis.legend()
     figure.tight_layout()
     return figure
+
+
+def _same_curve(history: Mapping[str, Sequence[float]], one: str, other: str) -> bool:
+    """Whether `one` adds no line to `other`'s: never recorded, or recorded with the same
+    numbers (a ten-output network's digit accuracy is its accuracy), when drawing both
+    would only hide one line under the other."""
+    pairs = [(prefix + one, prefix + other) for prefix in ("", "val_") if prefix + one in history]
+    return all(key in history and np.allclose(history[mine], history[key]) for mine, key in pairs)
 
 
 def save_training_history(
