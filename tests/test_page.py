@@ -112,6 +112,22 @@ def test_light_ink_on_a_dark_board():
     assert_boxes(page.find_digits(image.filter(ImageFilter.GaussianBlur(1))), boxes, slack=12)
 
 
+def test_a_thick_marker_close_up_stays_dark_ink_on_light_paper():
+    """A stroke a seventh of the photo wide fills much of a window a sixth wide: the paper beside
+    it must not pass for light writing, or only the stroke's outline is found."""
+    image = paper((200, 200), gradient=20)
+    drawn = Image.new("L", image.size, 0)
+    for target, colour in ((image, (30, 30, 40)), (drawn, 255)):
+        ImageDraw.Draw(target).ellipse((40, 15, 160, 185), outline=colour, width=28)
+    digit = page.find_digit(image)
+    assert digit is not None
+    height, width = digit.ink.shape
+    stroke = np.asarray(drawn.crop(digit.box).resize((width, height), Image.NEAREST)) > 0
+    ink = digit.ink > 0.5
+    assert (ink & stroke).sum() >= 0.8 * stroke.sum(), "the stroke is ink through and through"
+    assert (ink & ~stroke).sum() <= 0.1 * ink.sum(), "the paper beside it is not"
+
+
 def test_a_broken_stroke_and_a_bar_drawn_apart_stay_one_digit():
     image = paper(vignette=False)
     draw = ImageDraw.Draw(image)

@@ -284,7 +284,7 @@ def _darkness(rgb: np.ndarray) -> np.ndarray:
     and of the paper's grain. Light ink on a dark ground (a board, a white-on-black drawing)
     is inverted first; which one the image holds is told by the tails of its difference from
     a local median: writing is a thin tail of pixels much darker (or much lighter) than the
-    ground around them, whatever the lighting.
+    ground around them, whatever the lighting (`_writing_is_lighter`).
     """
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     height, width = gray.shape
@@ -292,8 +292,6 @@ def _darkness(rgb: np.ndarray) -> np.ndarray:
     small_size = (max(1, round(width * small_scale)), max(1, round(height * small_scale)))
     side = max(small_size)
     small_gray = cv2.resize(gray, small_size, interpolation=cv2.INTER_AREA)
-    ground = cv2.medianBlur(small_gray, min(_odd(side / 6), 255))
-    ground = cv2.resize(ground, (width, height), interpolation=cv2.INTER_LINEAR)
     border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]]).astype(np.float32)
     low, high = np.percentile(border.mean(axis=-1), [5, 95])
     if high - low <= FLAT_BORDER:
@@ -304,10 +302,7 @@ def _darkness(rgb: np.ndarray) -> np.ndarray:
             rgb, paper = 255 - rgb, 255 - paper
         ratio = rgb.astype(np.float32) / np.maximum(paper, 1.0)
         return np.clip(1.0 - ratio.min(axis=-1), 0.0, 1.0)
-    step = max(1, int(np.sqrt(height * width / 250_000)))
-    residual = gray[::step, ::step].astype(np.int16) - ground[::step, ::step]
-    darker, lighter = np.percentile(residual, [0.5, 99.5])
-    if lighter > -darker:
+    if all(_writing_is_lighter(gray, small_gray, window) for window in (side / 6, side / 2)):
         rgb = 255 - rgb
     small = cv2.resize(rgb, small_size, interpolation=cv2.INTER_AREA)
     size = _odd(side / 12)
@@ -318,6 +313,24 @@ def _darkness(rgb: np.ndarray) -> np.ndarray:
     ratio = rgb.astype(np.float32) / np.maximum(paper.astype(np.float32), 1.0)
     darkness = np.clip(1.0 - _channel_min(ratio), 0.0, 1.0)
     return _remove_shading(darkness, small_size)
+
+
+def _writing_is_lighter(gray: np.ndarray, small_gray: np.ndarray, window: float) -> bool:
+    """Whether the image's lightest pixels stand further above the median around them
+    (`window` pixels wide, at the small size) than its darkest stand below it.
+
+    One width is not enough: a marker's stroke close up can fill much of a window a sixth
+    of the image wide, whose median is then ink, and the paper beside the stroke looks like
+    light writing on a dark ground. So the writing counts as light only where a window half
+    the image wide, whose median is the paper again, agrees.
+    """
+    height, width = gray.shape
+    ground = cv2.medianBlur(small_gray, min(_odd(window), 255))
+    ground = cv2.resize(ground, (width, height), interpolation=cv2.INTER_LINEAR)
+    step = max(1, int(np.sqrt(height * width / 250_000)))
+    residual = gray[::step, ::step].astype(np.int16) - ground[::step, ::step]
+    darker, lighter = np.percentile(residual, [0.5, 99.5])
+    return bool(lighter > -darker)
 
 
 def _channel_min(array: np.ndarray) -> np.ndarray:
