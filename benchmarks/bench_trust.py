@@ -40,14 +40,16 @@ the cnn."""
 def trust(data: Path) -> dict:
     """The figures of every shipped model, the default first."""
     from handwritten import registry
-    from handwritten.data import load_mnist
+    from handwritten.data import load_mnist, split_mnist
 
     mnist = load_mnist(data)
+    split = split_mnist(mnist)
     names = [registry.DEFAULT_MODEL] + [n for n in registry.names() if n != registry.DEFAULT_MODEL]
-    return {"default": registry.DEFAULT_MODEL, "models": {n: _model(n, mnist) for n in names}}
+    models = {n: _model(n, mnist, split) for n in names}
+    return {"default": registry.DEFAULT_MODEL, "models": models}
 
 
-def _model(name: str, mnist) -> dict:
+def _model(name: str, mnist, split) -> dict:
     from handwritten import api
 
     classifier = api.load(name)
@@ -64,20 +66,18 @@ def _model(name: str, mnist) -> dict:
         figures[folder] = {
             key: result[key] for key in ("images", "accuracy", "sure", "sure_accuracy", "ece")
         } | {"refused": result["answers"]["not-a-digit"] / result["images"]}
-    figures["validation"] = _validation_answers(classifier, mnist)
+    figures["validation"] = _validation_answers(classifier, split)
     nondigits = api.evaluate_nondigits(SHARED / "nondigits", classifier)
     figures["nondigits"] = {k: nondigits[k] for k in ("images", "refused", "refused_by_kind")}
     return figures
 
 
-def _validation_answers(classifier, mnist) -> dict:
+def _validation_answers(classifier, split) -> dict:
     """The card's thresholds on MNIST's validation split: how many answers are sure there,
     where digits are cleaner than people's. The sure threshold must keep these 99.8% right
     too, so this share is about as high as the drawings' can go."""
     from handwritten import trust
-    from handwritten.data import split_mnist
 
-    split = split_mnist(mnist)
     probabilities = classifier.probabilities(split.x_val)
     shares = trust.answer_shares(probabilities, split.y_val, trust.thresholds_of(classifier.card))
     return {
