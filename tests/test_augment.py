@@ -100,10 +100,10 @@ def test_bilinear_sample_matches_map_coordinates() -> None:
     assert np.allclose(_bilinear_sample(images, rows, cols), expected, atol=1e-6)
 
 
-def test_regional_styles_draw_only_on_ones_sevens_and_sixes(batch) -> None:
+def test_regional_styles_draw_only_on_ones_and_sevens(batch) -> None:
     styles = RandomRegionalStyles(seed=4)
-    digits = [1, 7, 6, 2, 0] * 8
-    out = np.asarray(styles(np.repeat(batch[:1], 40, axis=0), one_hot(digits), training=True))
+    digits = [1, 7, 2, 0] * 8
+    out = np.asarray(styles(np.repeat(batch[:1], 32, axis=0), one_hot(digits), training=True))
     added = (out - batch[0]).sum(axis=(1, 2, 3))
     assert (added >= 0).all()
     other = np.isin(digits, [2, 0])
@@ -127,21 +127,3 @@ def test_regional_bar_crosses_the_middle_of_a_seven() -> None:
         assert 10 <= rows.mean() <= 18
         assert cols.min() < 12
         assert cols.max() > 15
-
-
-def test_regional_hook_curls_right_and_down_from_the_top_of_a_six() -> None:
-    stem = np.zeros((1, 28, 28, 1), np.float32)
-    stem[0, 4:24, 13:15] = 1.0
-    outs = [
-        np.asarray(RandomRegionalStyles(seed=seed)(stem, one_hot([6]), training=True))[0, ..., 0]
-        for seed in range(12)
-    ]
-    hooked = [out for out in outs if out.sum() > stem.sum() + 3]
-    assert hooked
-    for out in hooked:
-        added = out - stem[0, ..., 0] > 0.5
-        rows, cols = np.nonzero(added)
-        assert rows.min() <= 6
-        assert rows.max() <= 4 + 0.35 * 20 * np.sin(np.radians(50)) + 2
-        assert cols.min() >= 13
-        assert cols.max() >= 17

@@ -102,18 +102,16 @@ def _bilinear_sample(images, rows, cols):
 
 class RandomRegionalStyles(layers.Layer):
     """Draw the strokes MNIST's American writers left out: a flag or a base on some 1s, a bar
-    across some 7s, a hook curling over the top of some 6s.
+    across some 7s.
 
-    MNIST's 1 is a bare stroke, its 7 has no bar and its 6 starts with a plain stroke down.
-    Much of the world writes them the other way, and a 6 whose top curls over to the right,
-    as in print, is drawn by many and then read as a 5. In ../shared/user-digits about half
-    of the 1s and 7s carry those strokes, and a flagged 1 is read as a 7. This is the one
-    label-aware augmentation: the strokes are drawn on the MNIST digit, before the geometric
-    ones, which then slant and warp them with the rest.
+    MNIST's 1 is a bare stroke and its 7 has no bar. Much of the world writes both the other
+    way; in ../shared/user-digits about half of the 1s and 7s do, and a flagged 1 is then
+    read as a 7. This is the one label-aware augmentation: the strokes are drawn on the
+    MNIST digit, before the geometric ones, which then slant and warp them with the rest.
     """
 
-    FLAG, BASE, BAR, HOOK = 0.5, 0.3, 0.4, 0.4
-    """Chance that a 1 gets a flag, a 1 gets a base, a 7 gets a bar, a 6 gets a hook."""
+    FLAG, BASE, BAR = 0.5, 0.3, 0.4
+    """Chance that a 1 gets a flag, a 1 gets a base, a 7 gets a bar."""
 
     def __init__(self, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -124,7 +122,7 @@ class RandomRegionalStyles(layers.Layer):
             return images
         ink = images[..., 0]
         digit = ops.argmax(labels, axis=-1)
-        draw = keras.random.uniform((ops.shape(ink)[0], 12), seed=self.seed_generator)
+        draw = keras.random.uniform((ops.shape(ink)[0], 9), seed=self.seed_generator)
         pen = (0.8 + 0.5 * draw[:, 0])[:, None, None]
         top, bottom = _ink_rows(ink)
 
@@ -137,8 +135,6 @@ class RandomRegionalStyles(layers.Layer):
         )
         bar = _bar(ink, top, bottom, draw[:, 7], draw[:, 8], pen)
         strokes = ops.maximum(strokes, chance(7, self.BAR, 3) * bar)
-        hook = _hook(ink, top, bottom, draw[:, 10], draw[:, 11], pen)
-        strokes = ops.maximum(strokes, chance(6, self.HOOK, 9) * hook)
         return ops.maximum(ink, strokes)[..., None]
 
 
@@ -148,15 +144,6 @@ def _flag(ink, top, bottom, length, angle, pen):
     angle = np.radians(25.0) + np.radians(25.0) * angle
     start = (top, _ink_column(ink, top))
     end = (start[0] + length * ops.sin(angle), start[1] - length * ops.cos(angle))
-    return _segment(ink.shape, start, end, pen)
-
-
-def _hook(ink, top, bottom, length, angle, pen):
-    """A stroke from the top of the digit down to the right, 20-50 degrees below horizontal."""
-    length = (bottom - top + 1.0) * (0.2 + 0.15 * length)
-    angle = np.radians(20.0) + np.radians(30.0) * angle
-    start = (top, _ink_column(ink, top))
-    end = (start[0] + length * ops.sin(angle), start[1] + length * ops.cos(angle))
     return _segment(ink.shape, start, end, pen)
 
 
@@ -222,7 +209,6 @@ STRENGTHS: dict[str, dict[str, Any]] = {
         "flag": RandomRegionalStyles.FLAG,
         "base": RandomRegionalStyles.BASE,
         "bar": RandomRegionalStyles.BAR,
-        "hook": RandomRegionalStyles.HOOK,
     },
     "rotate": {"factor": 12 / 360},
     "zoom": {"height_factor": (-0.12, 0.12)},
