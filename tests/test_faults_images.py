@@ -340,6 +340,20 @@ def test_a_truncated_file_is_an_error_or_the_whole_picture(
     assert result is None or same_digit(result, reference)
 
 
+def test_a_tiff_whose_strip_offset_is_a_fraction_is_refused_by_name() -> None:
+    """Found by test_mutated_valid_files: a StripOffsets tag retyped as RATIONAL makes Pillow
+    raise TypeError while decoding, which must reach the user as an ImageError."""
+    data = bytearray(encode(draw().convert("F"), "TIFF"))
+    assert data[:2] == b"II"
+    directory = struct.unpack_from("<I", data, 4)[0]
+    entries = struct.unpack_from("<H", data, directory)[0]
+    for entry in range(directory + 2, directory + 2 + 12 * entries, 12):
+        if struct.unpack_from("<H", data, entry)[0] == 273:  # StripOffsets
+            struct.pack_into("<H", data, entry + 2, 5)  # RATIONAL
+    with pytest.raises(ImageError, match=NAME):
+        load_digit(bytes(data), NAME)
+
+
 # Paths that are not image files.
 
 

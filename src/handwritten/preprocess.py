@@ -92,7 +92,7 @@ def open_image(source: ImageSource, name: str | None = None) -> Image.Image:
         raise ImageError(f"{label}: permission denied; make the file readable.") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(_too_large(label)) from None
-    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
+    except (OSError, ValueError, TypeError, SyntaxError, EOFError, MemoryError) as exc:
         raise ImageError(
             f"{label}: not a readable image ({type(exc).__name__}: {exc}); "
             "save it as PNG or JPEG and try again."
