@@ -126,8 +126,7 @@ def markdown(section: dict) -> str:
         "threshold keeps MNIST's validation digits 99.8% right as well, and the share of "
         "sure answers there is about as high as the share on people's drawings can go.",
         "",
-        "| figure | " + " | ".join(names) + " | target |",
-        "| --- | " + " | ".join("---" for _ in names) + " | --- |",
+        *_table_head(names),
     ]
     for label, target, pick in rows:
         cells = [_share(pick(section["models"][n])) for n in names]
@@ -167,8 +166,7 @@ def network_markdown(section: dict) -> str:
         f"Issue #14's targets apply to the default model ({section['default']}); the photos "
         "should be read no worse than by the cnn.",
         "",
-        "| figure | " + " | ".join(names) + " | target |",
-        "| --- | " + " | ".join("---" for _ in names) + " | --- |",
+        *_table_head(names),
     ]
     for label, key, pick in rows:
         lines.append(
@@ -177,6 +175,14 @@ def network_markdown(section: dict) -> str:
     cells = [_share(models[n]["photos"]["accuracy"]) for n in names]
     lines.append("| photos read right | " + " | ".join(cells) + f" | >= {_share(photos)} (cnn) |")
     return "\n".join(lines)
+
+
+def _table_head(names: list[str]) -> list[str]:
+    """A figure column, one column per model, then the target."""
+    return [
+        "| figure | " + " | ".join(names) + " | target |",
+        "| --- | " + " | ".join("---" for _ in names) + " | --- |",
+    ]
 
 
 def _count(value: int | None) -> str:

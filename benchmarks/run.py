@@ -23,6 +23,8 @@ from pathlib import Path
 
 from common import BENCHMARKS, data_dir, finished, setting, stamp
 
+from handwritten import files
+
 SECTIONS = ("train", "race", "predict", "serve", "numbers", "bulk", "trust", "tune")
 FULL_ONLY = ("race", "tune")
 """Sections too long for quick mode (an hour of training, some minutes of tuning)."""
@@ -70,15 +72,8 @@ def write_section(folder: Path, name: str, figures: dict) -> None:
     previous = folder / "results.json"
     sections = json.loads(previous.read_text())["sections"] if previous.is_file() else {}
     results = {**setting(), "sections": {**sections, name: figures}}
-    _replace(previous, json.dumps(results, indent=2) + "\n")
-    _replace(folder / "RESULTS.md", markdown(results))
-
-
-def _replace(path: Path, text: str) -> None:
-    """Write whole or not at all: a reader never sees half a file."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    files.write_json(previous, results)
+    files.write_text(folder / "RESULTS.md", markdown(results))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
