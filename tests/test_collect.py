@@ -363,3 +363,14 @@ def test_every_worker_adds_to_the_one_count(folder: Path) -> None:
     recorded = collect._recorded(folder)
     assert recorded == collect._usage_of(folder)
     assert recorded == collect.Usage(blocks, entries)
+
+
+def test_an_unreadable_correction_is_told_what_is_wrong_without_internals(
+    client: TestClient,
+) -> None:
+    response = correct(client, b"\x00not an image at all", "7", "scan.png")
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert detail.startswith("scan.png: not a readable image (its bytes are no image format")
+    for internal in ("Error", "<", "0x", "BytesIO", "object at"):
+        assert internal not in detail

@@ -392,3 +392,46 @@ def test_connections_turn_nagle_off_when_workers_bind_the_socket(protocol, nodel
         return bool(option)
 
     assert asyncio.run(accepted_nodelay()) is nodelay
+
+
+@pytest.mark.parametrize("path", ["/", "/api/health", "/api/health/ready", "/api/config"])
+def test_head_is_answered_where_get_is_as_monitors_ask(client: TestClient, path: str) -> None:
+    head, get = client.head(path), client.get(path)
+    assert head.status_code == get.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-type"] == get.headers["content-type"]
+
+
+def test_a_forged_line_in_the_path_stays_in_its_own_log_line(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """CWE-117: the path was logged percent-decoded, so %0d%0a began a new, forged line."""
+    forged = "/x%0d%0aINFO:     127.0.0.1:1 - %22GET /admin%22 200"
+    with caplog.at_level(logging.INFO, logger="handwritten.serve"):
+        assert client.get(forged).status_code == 404
+    (line,) = [record.getMessage() for record in caplog.records]
+    assert "\r" not in line
+    assert "\n" not in line
+    assert (
+        '"GET /x%0D%0AINFO%3A%20%20%20%20%20127.0.0.1%3A1%20-%20%22GET%20/admin%22%20200"' in line
+    )
+
+
+UNREADABLE = {"junk": b"\x00not an image at all", "cut-png": TRUNCATED, "png-junk": SEVEN[:40]}
+
+
+@pytest.mark.parametrize("endpoint", ["/api/predict", "/api/predict-number"])
+@pytest.mark.parametrize("kind", UNREADABLE)
+def test_an_unreadable_upload_is_told_what_is_wrong_without_internals(
+    client: TestClient, endpoint: str, kind: str
+) -> None:
+    """The message quoted `UnidentifiedImageError: cannot identify image file <_io.BytesIO
+    object at 0x7f...>`: a class name and an object's repr, which mean nothing to a user."""
+    upload = {"file": ("scan.png", UNREADABLE[kind], "image/png")}
+    response = client.post(endpoint, files=upload)
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert detail.startswith("scan.png: not a readable image (")
+    assert "save it as PNG or JPEG" in detail
+    for internal in ("Error", "<", "0x", "BytesIO", "object at"):
+        assert internal not in detail

@@ -40,8 +40,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from handwritten import __version__, metrics
+from handwritten import collect as corrections
 from handwritten.api import Classifier, Prediction, load, predict_image, read_number
 from handwritten.errors import HandwrittenError
+from handwritten.http_errors import ErrorOut, invalid_request
 from handwritten.registry import DEFAULT_MODEL
 from handwritten.runtime import RUNTIME_ENV, THREADS_ENV
 
@@ -117,12 +119,6 @@ class HealthOut(BaseModel):
     runtime: Literal["onnx", "keras"] = Field(description="what runs the network")
 
 
-class ErrorOut(BaseModel):
-    """Every error: one message naming the problem and what to send instead."""
-
-    detail: str
-
-
 ERRORS = {
     400: {"model": ErrorOut, "description": "Empty body, or bytes that are not a readable image"},
     413: {"model": ErrorOut, "description": f"Body over {MAX_BODY_BYTES:,} bytes"},
@@ -141,7 +137,11 @@ RAW_IMAGE_BODY = {
 api = APIRouter(prefix="/api", tags=["api"])
 
 
-@api.get("/health", response_model=HealthOut, summary="Is the service up, with which model")
+@api.get(
+    "/health",
+    response_model=HealthOut,
+    summary="Is the service up, with which model",
+)
 async def health(request: Request) -> HealthOut:
     """Answers only once the model is loaded: start-up loads it before serving."""
     state = request.app.state
@@ -165,6 +165,12 @@ async def ready(request: Request) -> HealthOut:
             503, "shutting down: this replica takes no new requests; send them to another."
         )
     return await health(request)
+
+
+# Monitors ask with HEAD; FastAPI answers it only where asked to (not in the schema: HTTP
+# defines HEAD as GET without the body).
+api.add_api_route("/health", health, methods=["HEAD"], include_in_schema=False)
+api.add_api_route("/health/ready", ready, methods=["HEAD"], include_in_schema=False)
 
 
 @api.post(
@@ -298,15 +304,6 @@ def _png_base64(image: np.ndarray) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """FastAPI's own validation errors, in the one-message shape every other error has."""
-    problems = "; ".join(f"{error['loc'][-1]}: {error['msg']}" for error in exc.errors())
-    return JSONResponse(
-        {"detail": f"{problems}; send the image as a file in the multipart field `file`."},
-        status_code=422,
-    )
-
-
 class BodyLimit:
     """Answer 413 once a request body passes `max_bytes`, counting bytes as they arrive.
 
@@ -373,15 +370,13 @@ def create_app(
         lifespan=lifespan,
     )
     app.include_router(api)
-    from handwritten import collect as corrections  # It imports this module's error model.
-
     app.include_router(corrections.router)
     app.state.collection = corrections.open_collection(collect) if collect else None
-    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     metrics.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.add_api_route("/", _page, include_in_schema=False)
+    app.add_api_route("/", _page, methods=["GET", "HEAD"], include_in_schema=False)
     return app
 
 
@@ -450,9 +445,7 @@ def serve(
     _check_address(host, port)
     load(model, runtime)
     if collect:
-        from handwritten.collect import prepare_folder
-
-        os.environ[COLLECT_ENV] = str(prepare_folder(Path(collect)))
+        os.environ[COLLECT_ENV] = str(corrections.prepare_folder(Path(collect)))
     os.environ[MODEL_ENV] = model or DEFAULT_MODEL
     os.environ[DRAIN_ENV] = str(drain)
     if runtime:
