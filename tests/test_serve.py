@@ -435,3 +435,9 @@ def test_an_unreadable_upload_is_told_what_is_wrong_without_internals(
     assert "save it as PNG or JPEG" in detail
     for internal in ("Error", "<", "0x", "BytesIO", "object at"):
         assert internal not in detail
+
+
+def test_serve_refuses_a_read_timeout_of_zero(capsys: pytest.CaptureFixture) -> None:
+    assert main(["serve", "--read-timeout", "0"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("handwritten: error: --read-timeout 0: every connection would be")
