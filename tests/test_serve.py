@@ -441,3 +441,26 @@ def test_serve_refuses_a_read_timeout_of_zero(capsys: pytest.CaptureFixture) -> 
     assert main(["serve", "--read-timeout", "0"]) == 1
     error = capsys.readouterr().err
     assert error.startswith("handwritten: error: --read-timeout 0: every connection would be")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "reason"),
+    [
+        ("multipart/form-data", SEVEN, "(Missing boundary in multipart)"),
+        (
+            "multipart/form-data; boundary=b",
+            b"--b\r\nContent-Disposition: form-data\r\n\r\nx\r\n--b--\r\n",
+            '(The Content-Disposition header field "name" must be provided)',
+        ),
+    ],
+)
+def test_a_form_that_cannot_be_parsed_is_told_what_to_send(
+    client: TestClient, content_type: str, body: bytes, reason: str
+) -> None:
+    """Found by test_api_properties.py: Starlette answered only `Missing boundary in
+    multipart.`, naming no field and no fix."""
+    response = client.post("/api/predict", content=body, headers={"Content-Type": content_type})
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert detail.startswith(f"the request body is not a readable multipart form {reason}; ")
+    assert "multipart field `file`" in detail

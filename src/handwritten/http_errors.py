@@ -8,15 +8,20 @@ the model and the handlers from here, so neither has to import the other for the
 from __future__ import annotations
 
 from fastapi import Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 
 FIELD_HINTS = {
     "file": "send the image as a file in the multipart field `file`",
     "digit": "send the right digit, 0 to 9, as the plain form field `digit` (text, not a file)",
 }
 """What to send instead, for each form field a client can get wrong."""
+UNPARSED_BODY = "There was an error parsing the body"
+"""FastAPI's whole message when a form cannot be parsed: it names neither problem nor fix."""
 
 
 class ErrorOut(BaseModel):
@@ -36,3 +41,27 @@ def _problem(error: dict) -> str:
     field = str(error["loc"][-1]) if error.get("loc") else "request"
     hint = FIELD_HINTS.get(field, FIELD_HINTS["file"])
     return f"{field}: {error['msg']}; {hint}"
+
+
+async def http_error(request: Request, exc: HTTPException) -> Response:
+    """FastAPI's handler for HTTPException, but a form that cannot be parsed (a multipart
+    body without its boundary, cut short, or malformed) is told what to send: Starlette
+    and FastAPI answer only `Missing boundary in multipart.` or `There was an error parsing
+    the body`."""
+    if exc.status_code == 400 and _unparsed_form(exc):
+        reason = "" if exc.detail == UNPARSED_BODY else f" ({str(exc.detail).rstrip('.')})"
+        exc = HTTPException(
+            400,
+            f"the request body is not a readable multipart form{reason}; "
+            f"{FIELD_HINTS['file']}, as a browser's FormData or `curl -F file=@digit.png` "
+            "sends it, or send the image itself as the body with Content-Type image/png.",
+        )
+    return await http_exception_handler(request, exc)
+
+
+def _unparsed_form(exc: BaseException) -> bool:
+    """Whether this error was raised by parsing a form, not by the app's own checks."""
+    if getattr(exc, "detail", None) == UNPARSED_BODY:
+        return True
+    cause = exc.__cause__ or exc.__context__
+    return isinstance(cause, MultiPartException) or (cause is not None and _unparsed_form(cause))

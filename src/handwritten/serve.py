@@ -35,6 +35,7 @@ from fastapi_offline import FastAPIOffline
 from PIL import Image
 from pydantic import BaseModel, Field
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -44,7 +45,7 @@ from handwritten import __version__, metrics
 from handwritten import collect as corrections
 from handwritten.api import Classifier, Prediction, load, predict_image, read_number
 from handwritten.errors import HandwrittenError
-from handwritten.http_errors import ErrorOut, invalid_request
+from handwritten.http_errors import ErrorOut, http_error, invalid_request
 from handwritten.registry import DEFAULT_MODEL
 from handwritten.runtime import RUNTIME_ENV, THREADS_ENV
 
@@ -418,6 +419,7 @@ def create_app(
     app.include_router(corrections.router)
     app.state.collection = corrections.open_collection(collect) if collect else None
     app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(AnswerCancelled)
     metrics.install(app)
