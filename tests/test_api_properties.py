@@ -215,3 +215,20 @@ def test_whatever_is_sent_the_service_keeps_its_promises(served, request: dict) 
         digit = str(response.json()["digit"])
         assert request["data"]["digit"].strip() == digit
         assert (folder / response.json()["drawing"]).parent == folder / digit
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(digit=FIELD_VALUE)
+def test_a_correction_is_kept_only_under_an_ascii_digit(served, digit: str) -> None:
+    """Any text as the `digit` field, digits of every script most of all: kept (201) under
+    that digit exactly when it is one of 0-9, else refused naming the field."""
+    client = served[0]
+    response = client.post(
+        "/api/corrections", files={"file": ("d.png", SEVEN, "image/png")}, data={"digit": digit}
+    )
+    if digit.strip() in list("0123456789"):
+        assert response.status_code == 201, response.text
+        assert response.json()["digit"] == int(digit)
+    else:
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"].startswith("field `digit`: ")
