@@ -190,7 +190,7 @@ BAD_UPLOADS = {
     "empty-file": ({"file": ("empty.png", b"", "image/png")}, 400, "empty.png: is empty"),
     "blank-file": ({"file": ("blank.png", BLANK, "image/png")}, 422, "no digit found: blank.png"),
     "wrong-field": ({"image": ("seven.png", SEVEN, "image/png")}, 422, "the upload has no field"),
-    "text-field": ({"file": (None, "hello")}, 422, "file: "),
+    "text-field": ({"file": (None, "hello")}, 422, "file: sent as text, not as a file; send"),
 }
 
 

@@ -20,6 +20,8 @@ FIELD_HINTS = {
     "digit": "send the right digit, 0 to 9, as the plain form field `digit` (text, not a file)",
 }
 """What to send instead, for each form field a client can get wrong."""
+WRONG_KIND = {"file": "sent as text, not as a file", "digit": "sent as a file, not as text"}
+"""The only way each form field can fail FastAPI's validation: both are optional."""
 UNPARSED_BODY = "There was an error parsing the body"
 """FastAPI's whole message when a form cannot be parsed: it names neither problem nor fix."""
 
@@ -38,9 +40,11 @@ async def invalid_request(request: Request, exc: RequestValidationError) -> JSON
 
 
 def _problem(error: dict) -> str:
+    """One field's problem in plain words: pydantic's own message for a text field sent
+    where a file belongs reads `Expected UploadFile, received: <class 'str'>`."""
     field = str(error["loc"][-1]) if error.get("loc") else "request"
     hint = FIELD_HINTS.get(field, FIELD_HINTS["file"])
-    return f"{field}: {error['msg']}; {hint}"
+    return f"{field}: {WRONG_KIND.get(field, error['msg'])}; {hint}"
 
 
 async def http_error(request: Request, exc: HTTPException) -> Response:
