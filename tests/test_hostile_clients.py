@@ -35,7 +35,7 @@ MODEL = ["--model", "seed", "--runtime", "onnx"]
 WAIT_SECONDS = 90
 """The longest any condition is waited for before the test fails saying which."""
 STALLED = 40
-"""Connections of each stalled kind held at once: 120 in all."""
+"""Connections of each stalled kind held at once: 160 in all."""
 
 SEVEN = encode(draw())
 
@@ -134,7 +134,11 @@ STALLS = {
     "silent": b"",
     "part-of-the-headers": b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Le",
     "part-of-the-body": upload_head(len(SEVEN)) + SEVEN[: len(SEVEN) // 2],
+    "part-of-a-second-request": b"GET /api/he",
 }
+"""Each kind of stalled client. The last sends it after a first request has been answered:
+uvicorn's keep-alive timeout ends when the next request's first byte comes."""
+ANSWERED_FIRST = b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
 def closed_by_server(sock: socket.socket) -> bool:
@@ -159,9 +163,12 @@ def test_stalled_clients_are_cut_off_and_the_server_goes_on(
     server = start_server("--read-timeout", "1")
     held: list[socket.socket] = []
     try:
-        for payload in STALLS.values():
+        for kind, payload in STALLS.items():
             for _ in range(STALLED):
                 sock = socket.create_connection((HOST, server.port), timeout=WAIT_SECONDS)
+                if kind == "part-of-a-second-request":
+                    sock.sendall(ANSWERED_FIRST)
+                    assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
                 sock.sendall(payload)
                 sock.setblocking(False)
                 held.append(sock)
