@@ -149,11 +149,7 @@ RAW_IMAGE_BODY = {
 api = APIRouter(prefix="/api", tags=["api"])
 
 
-@api.get(
-    "/health",
-    response_model=HealthOut,
-    summary="Is the service up, with which model",
-)
+@api.get("/health", response_model=HealthOut, summary="Is the service up, with which model")
 async def health(request: Request) -> HealthOut:
     """Answers only once the model is loaded: start-up loads it before serving."""
     state = request.app.state
@@ -485,7 +481,7 @@ class TimedH11Protocol(NoDelayH11Protocol):
         super().__init__(*args, **kwargs)
         self.read_timeout = float(os.environ.get(READ_TIMEOUT_ENV, READ_TIMEOUT_SECONDS))
         self.read_deadline: asyncio.TimerHandle | None = None
-        self.phase: str | None = None
+        self.read_phase: str | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -514,10 +510,10 @@ class TimedH11Protocol(NoDelayH11Protocol):
         phase = self._current_phase()
         if phase == "working" or self.transport.is_closing():
             self._disarm()
-        elif phase != self.phase or (phase == "body" and received):
+        elif phase != self.read_phase or (phase == "body" and received):
             self._disarm()
             self.read_deadline = self.loop.call_later(self.read_timeout, self._timed_out)
-        self.phase = phase
+        self.read_phase = phase
 
     def _timed_out(self) -> None:
         self.read_deadline = None
