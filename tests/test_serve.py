@@ -26,6 +26,7 @@ from handwritten.runtime import RUNTIME_ENV, onnx_path
 from handwritten.serve import (
     MAX_BODY_BYTES,
     MODEL_ENV,
+    AnswerCancelled,
     NoDelayH11Protocol,
     app_from_env,
     create_app,
@@ -464,3 +465,49 @@ def test_a_form_that_cannot_be_parsed_is_told_what_to_send(
     detail = response.json()["detail"]
     assert detail.startswith(f"the request body is not a readable multipart form {reason}; ")
     assert "multipart field `file`" in detail
+
+
+def cancelled_midway(answer_begun: bool) -> tuple[list[dict], BaseException | None]:
+    """Run an app that never finishes under AnswerCancelled, cancel it as uvicorn does when
+    --grace runs out, and return what it sent and what escaped it."""
+    sent: list[dict] = []
+
+    async def stuck(scope, receive, send) -> None:
+        if answer_begun:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+        await asyncio.Event().wait()
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def run() -> BaseException | None:
+        scope = {"type": "http", "method": "POST", "path": "/api/predict", "headers": []}
+        task = asyncio.create_task(AnswerCancelled(stuck)(scope, receive, send))
+        await asyncio.sleep(0)  # The task runs until it waits on its event: nothing yields before.
+        task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
+        try:
+            await task
+        except BaseException as exc:
+            return exc
+        return None
+
+    return sent, asyncio.run(run())
+
+
+def test_a_request_cancelled_by_shutdown_is_answered_503_not_raised() -> None:
+    sent, escaped = cancelled_midway(answer_begun=False)
+    assert escaped is None
+    assert sent[0]["type"] == "http.response.start"
+    assert sent[0]["status"] == 503
+    assert b"the server shut down before this request was answered" in sent[1]["body"]
+
+
+def test_a_request_cancelled_after_its_answer_began_just_ends() -> None:
+    """uvicorn then closes the connection: the client sees an answer cut short, and the log
+    has one line about it, not a traceback."""
+    sent, escaped = cancelled_midway(answer_begun=True)
+    assert escaped is None
+    assert [message["type"] for message in sent] == ["http.response.start"]
