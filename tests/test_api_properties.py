@@ -38,7 +38,7 @@ from handwritten.serve import create_app
 
 SEVEN = encode(draw())
 BLANK = encode(Image.new("L", (64, 64), 255))
-INTERNALS = re.compile(r"\b\w+(Error|Exception)\b|object at 0x|Traceback|<[\w.]+ ")
+INTERNALS = re.compile(r"\b\w+(Error|Exception)\b|object at 0x|Traceback|<class '|<[\w.]+ object")
 """What would show the program's insides: a class name, an object's repr, a traceback."""
 FIXES = ("send", "save it", "start it", "draw", "tune", "give")
 """Every error message says what to do instead, in one of these words."""
@@ -183,6 +183,27 @@ def requests(draw_from: st.DrawFn) -> dict:
     return request
 
 
+def without_echoes(detail: str, request: dict) -> str:
+    """The message without what the client sent (a content type, a file name, a field),
+    which it may quote back and which may look like anything."""
+    sent = [value.decode("utf-8", "replace") for value in request["headers"].values()]
+    sent += [str(value) for value in request.get("data", {}).values()]
+    sent += [str(part) for _, upload in request.get("files", []) for part in upload[:1]]
+    for text in sorted(filter(None, sent), key=len, reverse=True):
+        detail = detail.replace(text, "").replace(repr(text), "")
+    return detail
+
+
+def digits_sent(request: dict) -> list[str]:
+    """The `digit` field's values as sent: a form field, or a part with no file name, which
+    is a form field too."""
+    sent = [request["data"]["digit"]] if "digit" in request.get("data", {}) else []
+    for name, (filename, content, _) in request.get("files", []):
+        if name == "digit" and not filename:
+            sent.append(content.decode("utf-8", "replace"))
+    return sent
+
+
 def method_labels(client: TestClient) -> set[str]:
     text = client.get("/metrics").text
     return {
@@ -208,12 +229,12 @@ def test_whatever_is_sent_the_service_keeps_its_promises(served, request: dict) 
     if response.status_code >= 400 and request["method"] != "HEAD":
         detail = response.json()["detail"]
         assert isinstance(detail, str)
-        assert not INTERNALS.search(detail), detail
+        assert not INTERNALS.search(without_echoes(detail, request)), detail
         if response.status_code not in HTTP_DEFAULTS:
             assert any(fix in detail for fix in FIXES), detail
     if response.status_code == 201:
         digit = str(response.json()["digit"])
-        assert request["data"]["digit"].strip() == digit
+        assert digit in {value.strip() for value in digits_sent(request)}
         assert (folder / response.json()["drawing"]).parent == folder / digit
 
 
