@@ -3,8 +3,15 @@ is written without --collect. The app runs in-process around a classifier made h
 
 from __future__ import annotations
 
+import io
+import os
 import socket
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,6 +28,8 @@ from handwritten.predict import load_digit
 from handwritten.serve import COLLECT_ENV, MODEL_ENV, app_from_env, create_app
 
 SEVEN = encode(draw())
+WAIT_SECONDS = 60
+"""The longest a test waits for something to happen before it fails: never a measured time."""
 BLANK = encode(Image.new("L", (280, 280), 255))
 
 
@@ -204,3 +213,164 @@ def test_a_collect_folder_that_cannot_be_made_is_one_clear_error(
     error = capsys.readouterr().err
     assert error.startswith(f"handwritten: error: --collect {a_file}")
     assert "Traceback" not in error
+
+
+@pytest.mark.parametrize("digit", ["²", "٣", "\uff11", "⁷"])
+def test_only_ascii_digits_are_digits(client: TestClient, folder: Path, digit: str) -> None:
+    """`"²".isdigit()` is true and `int("²")` raises: that was a 500. An Arabic-Indic ٣ and
+    a full-width 1 were kept as 3 and 1."""
+    response = correct(client, digit=digit)
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("field `digit`:")
+    assert images_under(folder) == []
+
+
+def test_a_digit_sent_as_a_file_is_named_as_the_field_digit(
+    client: TestClient, folder: Path
+) -> None:
+    upload = {"file": ("d.png", SEVEN, "image/png"), "digit": ("seven.txt", b"7", "text/plain")}
+    response = client.post("/api/corrections", files=upload)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert detail.startswith("digit: ")
+    assert "form field `digit` (text, not a file)" in detail
+    assert "`file`" not in detail
+    assert images_under(folder) == []
+
+
+def test_an_mpo_jpeg_from_a_phone_is_kept_as_a_jpeg(client: TestClient, folder: Path) -> None:
+    """Many phone cameras write MPO: a JPEG followed by more images. Pillow names it MPO."""
+    buffer = io.BytesIO()
+    seven = draw().convert("RGB")
+    seven.save(buffer, "MPO", save_all=True, append_images=[seven.rotate(90)])
+    with Image.open(buffer) as opened:
+        assert opened.format == "MPO"
+    response = correct(client, buffer.getvalue(), "7", "phone.jpg")
+    assert response.status_code == 201, response.text
+    assert response.json()["drawing"].endswith(".jpg")
+    assert (folder / response.json()["drawing"]).read_bytes() == buffer.getvalue()
+
+
+def test_head_asks_for_the_config_as_monitors_do(client: TestClient) -> None:
+    response = client.head("/api/config")
+    assert response.status_code == 200
+    assert response.content == b""
+
+
+def test_collect_takes_the_error_model_from_below_not_from_serve() -> None:
+    """collect and serve imported each other; the error model now sits below both."""
+    code = "import sys, handwritten.collect; print('handwritten.serve' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "False"
+
+
+def test_corrections_are_decoded_one_at_a_time_like_predictions(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Starlette's pool decoded up to 40 uploads at once: 12 large PNGs took 5.7 GB. Four
+    corrections arrive together; the first decode waits until the other three are either
+    decoding beside it (no bound) or queued for the reader /api/predict uses (the bound)."""
+    senders = 4
+    reader = client.app.state.reader
+    guard = threading.Lock()
+    decoding = {"now": 0, "most": 0, "first": True}
+    real_load_digit = collect.load_digit
+
+    def counted_load_digit(data: bytes, name: str) -> np.ndarray | None:
+        with guard:
+            decoding["now"] += 1
+            decoding["most"] = max(decoding["most"], decoding["now"])
+            first, decoding["first"] = decoding["first"], False
+        try:
+            deadline = time.monotonic() + WAIT_SECONDS
+            while first and time.monotonic() < deadline:
+                queued = reader.statistics().tasks_waiting
+                if decoding["now"] == senders or queued == senders - 1:
+                    break
+                time.sleep(0.01)
+            return real_load_digit(data, name)
+        finally:
+            with guard:
+                decoding["now"] -= 1
+
+    monkeypatch.setattr(collect, "load_digit", counted_load_digit)
+    with ThreadPoolExecutor(senders) as pool:
+        statuses = list(pool.map(lambda _: correct(client).status_code, range(senders)))
+    assert statuses == [201] * senders
+    assert decoding["most"] == 1
+
+
+def disk_used(folder: Path) -> tuple[int, int]:
+    """What `du` would say, but for the count the server keeps: bytes in whole blocks, and
+    the number of entries (inodes)."""
+    entries = [path for path in folder.rglob("*") if path.name != collect.USAGE]
+    return sum(path.lstat().st_blocks * 512 for path in entries), len(entries)
+
+
+def test_the_folder_cap_counts_disk_blocks_not_file_sizes(client: TestClient, folder: Path) -> None:
+    """A 489-byte drawing takes a whole block: counting sizes let the cap pass many times
+    over. Corrections are kept until the folder is full, and then the disk holds no more
+    than the cap."""
+    cap = 16 * 2**16
+    client.app.state.collection = collect.Collection(folder, max_folder_bytes=cap)
+    statuses = [correct(client).status_code for _ in range(300)]
+    assert 201 in statuses
+    assert statuses[-1] == 507
+    assert disk_used(folder)[0] <= cap
+
+
+def test_the_folder_cap_counts_files(client: TestClient, folder: Path) -> None:
+    client.app.state.collection = collect.Collection(folder, max_folder_files=10)
+    statuses = [correct(client).status_code for _ in range(10)]
+    assert statuses[:3] == [201] * 3
+    assert statuses[-1] == 507
+    assert "files" in correct(client).json()["detail"]
+    assert disk_used(folder)[1] <= 10
+
+
+def test_the_folder_is_walked_once_at_start_not_on_every_save(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each save walked the whole folder under the shared lock: 50 ms a save at 7,000 files,
+    growing with the folder. Now the start-up walks it and each save adds what it wrote."""
+    walks = []
+    real_walk = os.walk
+
+    def counted_walk(top, *args, **kwargs):
+        walks.append(top)
+        return real_walk(top, *args, **kwargs)
+
+    monkeypatch.setattr(collect.os, "walk", counted_walk)
+    with TestClient(create_app(AlwaysThree(), collect=folder)) as client:
+        assert len(walks) == 1
+        for digit in "7717":
+            assert correct(client, digit=digit).status_code == 201
+    assert len(walks) == 1
+    monkeypatch.setattr(collect.os, "walk", real_walk)
+    assert collect._recorded(folder) == collect._usage_of(folder)
+
+
+def test_every_worker_adds_to_the_one_count(folder: Path) -> None:
+    """Two workers' collections on one folder (as `serve --workers 2` has): each save adds to
+    the count kept in the folder, so the cap holds across them."""
+    first, second = collect.open_collection(folder), collect.open_collection(folder)
+    seen = load_digit(SEVEN)
+    for collection, digit in ((first, 1), (second, 2), (first, 3)):
+        collection.save(SEVEN, ".png", seen, digit)
+    blocks, entries = disk_used(folder)
+    recorded = collect._recorded(folder)
+    assert recorded == collect._usage_of(folder)
+    assert recorded == collect.Usage(blocks, entries)
+
+
+def test_an_unreadable_correction_is_told_what_is_wrong_without_internals(
+    client: TestClient,
+) -> None:
+    response = correct(client, b"\x00not an image at all", "7", "scan.png")
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert detail.startswith("scan.png: not a readable image (its bytes are no image format")
+    for internal in ("Error", "<", "0x", "BytesIO", "object at"):
+        assert internal not in detail

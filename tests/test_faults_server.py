@@ -283,8 +283,9 @@ def test_slow_clients_do_not_hold_up_the_others(server: Server, warm_rss: float)
 def test_idle_and_half_open_connections_do_not_stop_service(
     server: Server, warm_rss: float
 ) -> None:
-    """200 connections that never finish their request (a slowloris) stay open, since
-    uvicorn has no request-read timeout; the server must still answer everyone else."""
+    """200 connections that never finish their request (a slowloris), held for less than
+    the read timeout (test_hostile_clients.py has them cut off): the server must still
+    answer everyone else meanwhile."""
     held = []
     try:
         for number in range(200):

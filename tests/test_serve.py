@@ -26,6 +26,7 @@ from handwritten.runtime import RUNTIME_ENV, onnx_path
 from handwritten.serve import (
     MAX_BODY_BYTES,
     MODEL_ENV,
+    AnswerCancelled,
     NoDelayH11Protocol,
     app_from_env,
     create_app,
@@ -190,7 +191,7 @@ BAD_UPLOADS = {
     "empty-file": ({"file": ("empty.png", b"", "image/png")}, 400, "empty.png: is empty"),
     "blank-file": ({"file": ("blank.png", BLANK, "image/png")}, 422, "no digit found: blank.png"),
     "wrong-field": ({"image": ("seven.png", SEVEN, "image/png")}, 422, "the upload has no field"),
-    "text-field": ({"file": (None, "hello")}, 422, "file: "),
+    "text-field": ({"file": (None, "hello")}, 422, "file: sent as text, not as a file; send"),
 }
 
 
@@ -392,3 +393,121 @@ def test_connections_turn_nagle_off_when_workers_bind_the_socket(protocol, nodel
         return bool(option)
 
     assert asyncio.run(accepted_nodelay()) is nodelay
+
+
+@pytest.mark.parametrize("path", ["/", "/api/health", "/api/health/ready", "/api/config"])
+def test_head_is_answered_where_get_is_as_monitors_ask(client: TestClient, path: str) -> None:
+    head, get = client.head(path), client.get(path)
+    assert head.status_code == get.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-type"] == get.headers["content-type"]
+
+
+def test_a_forged_line_in_the_path_stays_in_its_own_log_line(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """CWE-117: the path was logged percent-decoded, so %0d%0a began a new, forged line."""
+    forged = "/x%0d%0aINFO:     127.0.0.1:1 - %22GET /admin%22 200"
+    with caplog.at_level(logging.INFO, logger="handwritten.serve"):
+        assert client.get(forged).status_code == 404
+    (line,) = [record.getMessage() for record in caplog.records]
+    assert "\r" not in line
+    assert "\n" not in line
+    assert (
+        '"GET /x%0D%0AINFO%3A%20%20%20%20%20127.0.0.1%3A1%20-%20%22GET%20/admin%22%20200"' in line
+    )
+
+
+UNREADABLE = {"junk": b"\x00not an image at all", "cut-png": TRUNCATED, "png-junk": SEVEN[:40]}
+
+
+@pytest.mark.parametrize("endpoint", ["/api/predict", "/api/predict-number"])
+@pytest.mark.parametrize("kind", UNREADABLE)
+def test_an_unreadable_upload_is_told_what_is_wrong_without_internals(
+    client: TestClient, endpoint: str, kind: str
+) -> None:
+    """The message quoted `UnidentifiedImageError: cannot identify image file <_io.BytesIO
+    object at 0x7f...>`: a class name and an object's repr, which mean nothing to a user."""
+    upload = {"file": ("scan.png", UNREADABLE[kind], "image/png")}
+    response = client.post(endpoint, files=upload)
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert detail.startswith("scan.png: not a readable image (")
+    assert "save it as PNG or JPEG" in detail
+    for internal in ("Error", "<", "0x", "BytesIO", "object at"):
+        assert internal not in detail
+
+
+def test_serve_refuses_a_read_timeout_of_zero(capsys: pytest.CaptureFixture) -> None:
+    assert main(["serve", "--read-timeout", "0"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("handwritten: error: --read-timeout 0: every connection would be")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "reason"),
+    [
+        ("multipart/form-data", SEVEN, "(Missing boundary in multipart)"),
+        (
+            "multipart/form-data; boundary=b",
+            b"--b\r\nContent-Disposition: form-data\r\n\r\nx\r\n--b--\r\n",
+            '(The Content-Disposition header field "name" must be provided)',
+        ),
+    ],
+)
+def test_a_form_that_cannot_be_parsed_is_told_what_to_send(
+    client: TestClient, content_type: str, body: bytes, reason: str
+) -> None:
+    """Found by test_api_properties.py: Starlette answered only `Missing boundary in
+    multipart.`, naming no field and no fix."""
+    response = client.post("/api/predict", content=body, headers={"Content-Type": content_type})
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert detail.startswith(f"the request body is not a readable multipart form {reason}; ")
+    assert "multipart field `file`" in detail
+
+
+def cancelled_midway(answer_begun: bool) -> tuple[list[dict], BaseException | None]:
+    """Run an app that never finishes under AnswerCancelled, cancel it as uvicorn does when
+    --grace runs out, and return what it sent and what escaped it."""
+    sent: list[dict] = []
+
+    async def stuck(scope, receive, send) -> None:
+        if answer_begun:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+        await asyncio.Event().wait()
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def run() -> BaseException | None:
+        scope = {"type": "http", "method": "POST", "path": "/api/predict", "headers": []}
+        task = asyncio.create_task(AnswerCancelled(stuck)(scope, receive, send))
+        await asyncio.sleep(0)  # The task runs until it waits on its event: nothing yields before.
+        task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
+        try:
+            await task
+        except BaseException as exc:
+            return exc
+        return None
+
+    return sent, asyncio.run(run())
+
+
+def test_a_request_cancelled_by_shutdown_is_answered_503_not_raised() -> None:
+    sent, escaped = cancelled_midway(answer_begun=False)
+    assert escaped is None
+    assert sent[0]["type"] == "http.response.start"
+    assert sent[0]["status"] == 503
+    assert b"the server shut down before this request was answered" in sent[1]["body"]
+
+
+def test_a_request_cancelled_after_its_answer_began_just_ends() -> None:
+    """uvicorn then closes the connection: the client sees an answer cut short, and the log
+    has one line about it, not a traceback."""
+    sent, escaped = cancelled_midway(answer_begun=True)
+    assert escaped is None
+    assert [message["type"] for message in sent] == ["http.response.start"]

@@ -264,6 +264,14 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
         "load balancer that polls it, before the port closes (default: 0)",
     )
     parser.add_argument(
+        "--read-timeout",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="close a connection whose request headers take longer than this to arrive, or "
+        "whose body pauses longer than this (default: 60)",
+    )
+    parser.add_argument(
         "--collect",
         type=Path,
         metavar="DIR",
@@ -572,5 +580,6 @@ def _serve(args: argparse.Namespace) -> int:
         grace=args.grace,
         drain=args.drain,
         collect=args.collect,
+        read_timeout=args.read_timeout,
     )
     return 0

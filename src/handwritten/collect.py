@@ -12,9 +12,11 @@ buttons (it asks /api/config) and POST /api/corrections answers 404. The folder 
 `<name>` is the time and a random part (20250101-120000-1a2b3c4d5e6f). Each file is written
 whole under a temporary name and then linked to its final name, which, unlike a rename,
 never replaces a file: a reader never sees half a drawing, and no correction overwrites
-another. Each upload is capped (MAX_FILE_BYTES), and so is the folder (MAX_FOLDER_BYTES),
-checked under a lock every worker process shares: when full, nothing is written and the
-page says so.
+another. Each upload is capped (MAX_FILE_BYTES), and so is the folder, in bytes on disk
+(MAX_FOLDER_BYTES, whole blocks) and in files (MAX_FOLDER_FILES), checked under a lock every
+worker process shares: when full, nothing is written and the page says so. Decoding a
+correction takes its turn with /api/predict's (one image at a time per worker), so a burst
+of large uploads cannot decode dozens of images at once.
 """
 
 from __future__ import annotations
@@ -30,25 +32,40 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
+import anyio
 import numpy as np
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
-from fastapi.concurrency import run_in_threadpool
 from PIL import Image
 from pydantic import BaseModel, Field
 
 from handwritten import files
 from handwritten.errors import HandwrittenError, ImageError
+from handwritten.http_errors import ErrorOut
 from handwritten.predict import load_digit
-from handwritten.serve import ErrorOut
 
 MAX_FILE_BYTES = 4 * 2**20
 """A drawing from the page is a few KB; an opened photo of one digit rarely passes 4 MB."""
 MAX_FOLDER_BYTES = 256 * 2**20
 """Thousands of corrections: far more than tuning needs, far less than a disk."""
+MAX_FOLDER_FILES = 20_000
+"""Ten thousand corrections (each is two files): an inode cap, as tiny files use few bytes."""
 SEEN = "seen"
 LOCK = ".lock"
-SUFFIXES = {"PNG": ".png", "JPEG": ".jpg", "GIF": ".gif", "BMP": ".bmp", "WEBP": ".webp"}
-"""Formats kept as sent, under a suffix `handwritten tune` reads."""
+USAGE = ".usage"
+"""What the folder takes on disk, as `bytes files`: the running count the saves add to."""
+SUFFIXES = {
+    "PNG": ".png",
+    "JPEG": ".jpg",
+    "MPO": ".jpg",
+    "GIF": ".gif",
+    "BMP": ".bmp",
+    "WEBP": ".webp",
+}
+"""Formats kept as sent, under a suffix `handwritten tune` reads. MPO is a JPEG with more
+images after the first, as many phone cameras write; Pillow names it apart."""
+DIGITS = "0123456789"
+"""The only digits a `digit` field may hold: `str.isdigit` also takes superscripts and
+Arabic-Indic or full-width digits, which `int` reads or refuses."""
 
 
 class FolderFullError(HandwrittenError):
@@ -64,37 +81,81 @@ class Saved:
 
 
 @dataclass(frozen=True)
+class Usage:
+    """What part of the disk the folder takes: bytes in whole blocks, and entries (inodes).
+
+    A 77-byte drawing takes a whole block (4 or 8 KiB) and an inode; counting its size
+    instead would let a 256 MiB cap grow to many GiB of disk and inodes.
+    """
+
+    bytes: int
+    files: int
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.bytes + other.bytes, self.files + other.files)
+
+    def __sub__(self, other: Usage) -> Usage:
+        return Usage(self.bytes - other.bytes, self.files - other.files)
+
+
+@dataclass(frozen=True)
 class Collection:
-    """The `serve --collect` folder and its caps."""
+    """The `serve --collect` folder and its caps.
+
+    What the folder takes is counted once, by walking it, when the server starts
+    (`count_at_start`); each save then adds what it wrote to that count, kept in USAGE
+    inside the folder so every worker process adds to the same one. Drawings moved away
+    while the server runs are counted again only at its next start.
+    """
 
     folder: Path
     max_file_bytes: int = MAX_FILE_BYTES
     max_folder_bytes: int = MAX_FOLDER_BYTES
+    max_folder_files: int = MAX_FOLDER_FILES
+
+    def count_at_start(self) -> Usage:
+        """Walk the folder once and record what it takes, for the saves to add to."""
+        with _locked(self.folder):
+            usage = _usage_of(self.folder)
+            _record(self.folder, usage)
+            return usage
 
     def save(self, drawing: bytes, suffix: str, seen: np.ndarray, digit: int) -> Saved:
         """Keep both images under one new name in the digit's folder, or neither."""
         view = _png(seen)
+        digit_folder = self.folder / str(digit)
+        folders = [digit_folder, digit_folder / SEEN]
         with _locked(self.folder):
-            used = _bytes_in(self.folder)
-            if used + len(drawing) + len(view) > self.max_folder_bytes:
-                raise FolderFullError(
-                    f"the corrections folder is full ({used:,} of {self.max_folder_bytes:,} "
-                    "bytes), so this one was not saved; whoever runs the server can tune on "
-                    "it (`handwritten tune DIR`) and move its drawings elsewhere."
-                )
+            used = _recorded(self.folder)
+            before = _usage_of_paths(folders)
+            self._check_room(used, _room_for(drawing, view, before, self.folder))
             name = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:12]}"
-            digit_folder = self.folder / str(digit)
             original = _write_new(digit_folder / f"{name}{suffix}", drawing)
             try:
-                return Saved(original, _write_new(digit_folder / SEEN / f"{name}.png", view))
+                saved = Saved(original, _write_new(digit_folder / SEEN / f"{name}.png", view))
             except BaseException:
                 original.unlink(missing_ok=True)
                 raise
+            grown = _usage_of_paths(folders) - before
+            _record(self.folder, used + grown + _usage_of_paths([saved.drawing, saved.seen]))
+            return saved
+
+    def _check_room(self, used: Usage, needed: Usage) -> None:
+        after = used + needed
+        if after.bytes > self.max_folder_bytes or after.files > self.max_folder_files:
+            raise FolderFullError(
+                f"the corrections folder is full ({used.bytes:,} of {self.max_folder_bytes:,} "
+                f"bytes on disk, {used.files:,} of {self.max_folder_files:,} files), so this "
+                "one was not saved; whoever runs the server can tune on it (`handwritten "
+                "tune DIR`), move its drawings elsewhere and restart the server."
+            )
 
 
 def open_collection(folder: str | os.PathLike) -> Collection:
-    """The collection in `folder`, made if missing, with the default caps."""
-    return Collection(prepare_folder(Path(folder)))
+    """The collection in `folder`, made if missing, with the default caps, counted."""
+    collection = Collection(prepare_folder(Path(folder)))
+    collection.count_at_start()
+    return collection
 
 
 def prepare_folder(folder: Path) -> Path:
@@ -138,14 +199,46 @@ def _locked(folder: Path) -> Iterator[None]:
         os.close(descriptor)
 
 
-def _bytes_in(folder: Path) -> int:
-    """What the folder holds; a file someone removes meanwhile (after tuning) counts nothing."""
-    total = 0
-    for root, _, names in os.walk(folder):
-        for name in names:
-            with contextlib.suppress(FileNotFoundError):
-                total += (Path(root) / name).stat().st_size
-    return total
+def _usage_of(folder: Path) -> Usage:
+    """What everything under `folder` but the count itself takes on disk; a file someone
+    removes meanwhile (after tuning) counts nothing."""
+    paths = [
+        Path(root) / name for root, folders, names in os.walk(folder) for name in folders + names
+    ]
+    return _usage_of_paths([path for path in paths if path != folder / USAGE])
+
+
+def _usage_of_paths(paths: list[Path]) -> Usage:
+    usage = Usage(0, 0)
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            usage += Usage(path.lstat().st_blocks * 512, 1)
+    return usage
+
+
+def _room_for(drawing: bytes, view: bytes, folders: Usage, folder: Path) -> Usage:
+    """The most one save can add: its two files in whole blocks, and a block for each of
+    its two folders, which a new entry can make or grow (the folders that do not exist yet
+    are files too)."""
+    block = os.statvfs(folder).f_frsize or 512
+    blocks = sum(-(-len(data) // block) for data in (drawing, view)) + 2
+    return Usage(blocks * block, 2 + 2 - folders.files)
+
+
+def _record(folder: Path, usage: Usage) -> None:
+    files.write_text(folder / USAGE, f"{usage.bytes} {usage.files}\n")
+
+
+def _recorded(folder: Path) -> Usage:
+    """The count the saves keep; walked again if it is missing or unreadable (the folder
+    predates it, or a test made the collection by hand)."""
+    try:
+        size, count = (folder / USAGE).read_text().split()
+        return Usage(int(size), int(count))
+    except (OSError, ValueError):
+        usage = _usage_of(folder)
+        _record(folder, usage)
+        return usage
 
 
 def _png(image: np.ndarray) -> bytes:
@@ -188,6 +281,9 @@ async def config(request: Request) -> ConfigOut:
     return ConfigOut(collecting=request.app.state.collection is not None)
 
 
+router.add_api_route("/config", config, methods=["HEAD"], include_in_schema=False)
+
+
 @router.post(
     "/corrections",
     response_model=CorrectionOut,
@@ -219,7 +315,9 @@ async def correct(
             f"{file.filename or 'file'}: over the {collection.max_file_bytes:,}-byte limit for a "
             "correction; send the drawing itself, or a smaller picture of it.",
         )
-    saved = await run_in_threadpool(_keep, collection, data, file.filename or "file", label)
+    saved = await anyio.to_thread.run_sync(
+        _keep, collection, data, file.filename or "file", label, limiter=request.app.state.reader
+    )
     return CorrectionOut(
         digit=label,
         drawing=saved.drawing.relative_to(collection.folder).as_posix(),
@@ -229,7 +327,7 @@ async def correct(
 
 def _digit(text: str | None) -> int:
     value = (text or "").strip()
-    if len(value) != 1 or not value.isdigit():
+    if len(value) != 1 or value not in DIGITS:
         raise HTTPException(
             422, f"field `digit`: {text!r} is not a digit; send the right digit, 0 to 9."
         )

@@ -30,6 +30,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from types import FrameType
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import (
@@ -48,6 +49,13 @@ MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 UNMATCHED = "unmatched"
 """The route label of a request answered before any route took it, whatever its path: a 404,
 or a 413 for a declared body over the limit."""
+OTHER_METHOD = "other"
+"""The method label of a request whose method HTTP does not define: a client may send any
+token there, and each new label value would be a new series, kept for good."""
+METHODS = frozenset(
+    ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+)
+"""The methods of RFC 9110 and PATCH: the label values a method may have, besides OTHER_METHOD."""
 SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 requests_log = logging.getLogger("handwritten.serve")
@@ -97,7 +105,8 @@ class Metrics:
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request."""
-        self.requests.labels(route, method, str(status)).inc()
+        label = method if method in METHODS else OTHER_METHOD
+        self.requests.labels(route, label, str(status)).inc()
         if status >= 400:
             self.errors.labels(route, str(status)).inc()
         self.latency.labels(route).observe(seconds)
@@ -113,7 +122,9 @@ class Metrics:
 
 class RequestMetrics:
     """ASGI middleware counting every HTTP request by the template of the route that took it,
-    and logging one line per request: client, request line, status and time taken.
+    and logging one line per request: client, request line, status and time taken. The path
+    is logged percent-encoded, as uvicorn's access log writes it, so a `%0d%0a` in a request
+    cannot start a forged line in the log.
 
     The route is read once the app has answered: the router records the route it chose in
     the scope (`scope["route"]`), the only place that knows it for the routes FastAPI includes
@@ -147,7 +158,7 @@ class RequestMetrics:
             route = template(scope.get("route") or mount)
             self.metrics.observe(route, scope["method"], status, seconds)
             host, port = scope.get("client") or ("-", "-")
-            line = f"{scope['method']} {scope['path']}"
+            line = f"{scope['method']} {quote(scope['path'])}"
             requests_log.info('%s:%s - "%s" %d %.1f ms', host, port, line, status, seconds * 1000)
 
 

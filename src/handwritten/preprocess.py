@@ -22,7 +22,7 @@ from functools import cache
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from handwritten.errors import ImageError
 
@@ -94,9 +94,22 @@ def open_image(source: ImageSource, name: str | None = None) -> Image.Image:
         raise ImageError(_too_large(label)) from None
     except (OSError, ValueError, TypeError, SyntaxError, EOFError, MemoryError) as exc:
         raise ImageError(
-            f"{label}: not a readable image ({type(exc).__name__}: {exc}); "
+            f"{label}: not a readable image ({_what_is_wrong(exc)}); "
             "save it as PNG or JPEG and try again."
         ) from None
+
+
+def _what_is_wrong(exc: BaseException) -> str:
+    """What is wrong with the file, in its user's words: Pillow's own messages name Python
+    objects (`cannot identify image file <_io.BytesIO object at 0x...>`) and decoder
+    internals, which say nothing to the person who sent it."""
+    if isinstance(exc, UnidentifiedImageError):
+        return "its bytes are no image format this program reads, such as PNG or JPEG"
+    if isinstance(exc, EOFError) or "truncated" in str(exc):
+        return "the file ends before the picture does: it is cut short"
+    if isinstance(exc, MemoryError):
+        return "its picture is too large to decode"
+    return "its picture data is damaged"
 
 
 def _check_regular_file(path: str | os.PathLike, label: str) -> None:

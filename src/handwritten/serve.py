@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
 import cv2
@@ -35,13 +35,17 @@ from fastapi_offline import FastAPIOffline
 from PIL import Image
 from pydantic import BaseModel, Field
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.supervisors import Multiprocess
 
 from handwritten import __version__, metrics
+from handwritten import collect as corrections
 from handwritten.api import Classifier, Prediction, load, predict_image, read_number
 from handwritten.errors import HandwrittenError
+from handwritten.http_errors import ErrorOut, http_error, invalid_request
 from handwritten.registry import DEFAULT_MODEL
 from handwritten.runtime import RUNTIME_ENV, THREADS_ENV
 
@@ -51,10 +55,20 @@ MODEL_ENV = "HANDWRITTEN_SERVE_MODEL"
 COLLECT_ENV = "HANDWRITTEN_SERVE_COLLECT"
 """The `serve --collect` folder, passed to the workers like the model."""
 DRAIN_ENV = "HANDWRITTEN_SERVE_DRAIN"
+READ_TIMEOUT_ENV = "HANDWRITTEN_SERVE_READ_TIMEOUT"
+READ_TIMEOUT_SECONDS = 60.0
+"""How long a client may take to send a request's headers, and may pause while sending its
+body, before the connection is closed (nginx's client_header_timeout and
+client_body_timeout, and their default). uvicorn has no such limit of its own: a client
+that stops mid-request held its connection, and a graceful shutdown, forever."""
 GRACE_SECONDS = 30.0
 """After SIGTERM, how long requests in flight may take to finish before they are cancelled."""
 STATIC_DIR = Path(__file__).parent / "static"
 RAW_IMAGE_TYPES = ("image/", "application/octet-stream")
+SHUTTING_DOWN = (
+    "the server shut down before this request was answered; send it again (to another "
+    "replica, or once this one is back)."
+)
 TOO_LARGE = (
     f"request body is over the {MAX_BODY_BYTES // 2**20} MB limit; "
     "send a smaller image (a photo of a number reads as well at 2,000 pixels a side)."
@@ -117,12 +131,6 @@ class HealthOut(BaseModel):
     runtime: Literal["onnx", "keras"] = Field(description="what runs the network")
 
 
-class ErrorOut(BaseModel):
-    """Every error: one message naming the problem and what to send instead."""
-
-    detail: str
-
-
 ERRORS = {
     400: {"model": ErrorOut, "description": "Empty body, or bytes that are not a readable image"},
     413: {"model": ErrorOut, "description": f"Body over {MAX_BODY_BYTES:,} bytes"},
@@ -165,6 +173,12 @@ async def ready(request: Request) -> HealthOut:
             503, "shutting down: this replica takes no new requests; send them to another."
         )
     return await health(request)
+
+
+# Monitors ask with HEAD; FastAPI answers it only where asked to (not in the schema: HTTP
+# defines HEAD as GET without the body).
+api.add_api_route("/health", health, methods=["HEAD"], include_in_schema=False)
+api.add_api_route("/health/ready", ready, methods=["HEAD"], include_in_schema=False)
 
 
 @api.post(
@@ -298,15 +312,6 @@ def _png_base64(image: np.ndarray) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """FastAPI's own validation errors, in the one-message shape every other error has."""
-    problems = "; ".join(f"{error['loc'][-1]}: {error['msg']}" for error in exc.errors())
-    return JSONResponse(
-        {"detail": f"{problems}; send the image as a file in the multipart field `file`."},
-        status_code=422,
-    )
-
-
 class BodyLimit:
     """Answer 413 once a request body passes `max_bytes`, counting bytes as they arrive.
 
@@ -341,6 +346,40 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
+class AnswerCancelled:
+    """Answer 503, quietly, a request that graceful shutdown cancels.
+
+    When `--grace` runs out, uvicorn cancels the requests still running; the CancelledError
+    reached uvicorn, which logged a 75-line traceback and answered 500. A request whose
+    answer has not begun gets a 503 instead; one whose answer has begun just ends, and
+    uvicorn closes its connection.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def noting_start(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, noting_start)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # The task ends here, answered: nothing else is cancelled.
+            if not started:
+                answer = JSONResponse({"detail": SHUTTING_DOWN}, 503, {"Connection": "close"})
+                await answer(scope, receive, send)
+
+
 def create_app(
     classifier: Classifier | None = None,
     model: str | None = None,
@@ -373,15 +412,15 @@ def create_app(
         lifespan=lifespan,
     )
     app.include_router(api)
-    from handwritten import collect as corrections  # It imports this module's error model.
-
     app.include_router(corrections.router)
     app.state.collection = corrections.open_collection(collect) if collect else None
-    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(AnswerCancelled)
     metrics.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.add_api_route("/", _page, include_in_schema=False)
+    app.add_api_route("/", _page, methods=["GET", "HEAD"], include_in_schema=False)
     return app
 
 
@@ -427,6 +466,83 @@ class NoDelayH11Protocol(H11Protocol):
         super().connection_made(transport)
 
 
+class TimedH11Protocol(NoDelayH11Protocol):
+    """uvicorn's HTTP/1.1 protocol (Nagle off) with the read timeouts uvicorn lacks.
+
+    A request's headers must all arrive within `read_timeout` seconds of the connection's
+    start (or of the previous answer's end), and its body may pause no longer than that
+    between pieces; otherwise the connection is closed. Without it, connections that sent
+    nothing, part of their headers or part of their body were held open forever, and a
+    graceful shutdown waited on them. While the server itself has stopped reading (its
+    buffer is full) or is working on the request, no clock runs.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.read_timeout = float(os.environ.get(READ_TIMEOUT_ENV, READ_TIMEOUT_SECONDS))
+        self.read_deadline: asyncio.TimerHandle | None = None
+        self.read_phase: str | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._follow_phase(received=False)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._follow_phase(received=True)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._follow_phase(received=False)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _current_phase(self) -> str:
+        """headers: waiting for a request; body: reading one; working: answering one."""
+        if self.cycle is None or self.cycle.response_complete:
+            return "headers"
+        return "body" if self.cycle.more_body else "working"
+
+    def _follow_phase(self, received: bool) -> None:
+        """Start the clock as each phase begins; restart it as each piece of body comes."""
+        phase = self._current_phase()
+        if phase == "working" or self.transport.is_closing():
+            self._disarm()
+        elif phase != self.read_phase or (phase == "body" and received):
+            self._disarm()
+            self.read_deadline = self.loop.call_later(self.read_timeout, self._timed_out)
+        self.read_phase = phase
+
+    def _timed_out(self) -> None:
+        self.read_deadline = None
+        if self.flow.read_paused:  # The server stopped reading, not the client sending.
+            self.read_deadline = self.loop.call_later(self.read_timeout, self._timed_out)
+        elif not self.transport.is_closing():
+            self.transport.close()
+
+    def _disarm(self) -> None:
+        if self.read_deadline is not None:
+            self.read_deadline.cancel()
+            self.read_deadline = None
+
+
+class ClosingMultiprocess(Multiprocess):
+    """uvicorn's supervisor of `--workers N`, which also closes its own copy of the listening
+    socket when it stops them.
+
+    The workers stop accepting once their drain ends, but the parent's copy kept the port
+    open: the kernel went on accepting connections nobody would answer until the parent
+    exited. With it closed, the port refuses them as soon as the last worker closes its own.
+    """
+
+    def terminate_all(self) -> None:
+        for listening in self.sockets:
+            listening.close()
+        super().terminate_all()
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
@@ -436,6 +552,7 @@ def serve(
     grace: float = GRACE_SECONDS,
     drain: float = 0,
     collect: str | os.PathLike | None = None,
+    read_timeout: float = READ_TIMEOUT_SECONDS,
 ) -> None:
     """Run the service under uvicorn until interrupted.
 
@@ -446,31 +563,41 @@ def serve(
     the requests in flight get up to `grace` seconds to finish; the exit status is then 0.
 
     `collect` is the folder corrections are saved in; it is made (or checked) here too.
+    `read_timeout` bounds how long a client may take over a request (see TimedH11Protocol).
     """
+    if read_timeout <= 0:
+        raise HandwrittenError(
+            f"--read-timeout {read_timeout:g}: every connection would be closed at once; "
+            "give the seconds a client may take to send a request, above 0 (default 60)."
+        )
     _check_address(host, port)
     load(model, runtime)
     if collect:
-        from handwritten.collect import prepare_folder
-
-        os.environ[COLLECT_ENV] = str(prepare_folder(Path(collect)))
+        os.environ[COLLECT_ENV] = str(corrections.prepare_folder(Path(collect)))
     os.environ[MODEL_ENV] = model or DEFAULT_MODEL
     os.environ[DRAIN_ENV] = str(drain)
     if runtime:
         os.environ[RUNTIME_ENV] = runtime
     os.environ[THREADS_ENV] = "1"
+    os.environ[READ_TIMEOUT_ENV] = str(read_timeout)
     signal.signal(signal.SIGTERM, _stop)
+    options = {
+        "app": "handwritten.serve:app_from_env",
+        "factory": True,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "http": "handwritten.serve:TimedH11Protocol",
+        "log_config": _log_config(),
+        "access_log": False,
+        "timeout_graceful_shutdown": grace,
+    }
     with metrics.shared_between_workers(workers):
-        uvicorn.run(
-            "handwritten.serve:app_from_env",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            http="handwritten.serve:NoDelayH11Protocol",
-            log_config=_log_config(),
-            access_log=False,
-            timeout_graceful_shutdown=grace,
-        )
+        if workers > 1:
+            config = uvicorn.Config(**options)
+            ClosingMultiprocess(config, sockets=[config.bind_socket()]).run()
+        else:
+            uvicorn.run(**options)
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:
