@@ -6,6 +6,7 @@ the people's drawings in ../shared/user-digits and SIGKILL it midway.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fcntl
 import json
@@ -231,7 +232,7 @@ def test_changed_inputs_are_refused_not_resumed_wrongly(
     bulk.write_results([folder], classifier, output, chunk=50)
     _rewind_record(output, rows=50, parts=1)
     (folder / "000.png").unlink()
-    with pytest.raises(HandwrittenError, match=r"inputs changed .*first 50 rows \(up to .*049\.png"):
+    with pytest.raises(HandwrittenError, match=r"inputs changed .*first 50 rows \(up to .*049"):
         bulk.write_results([folder], classifier, output, chunk=50)
 
 
@@ -459,3 +460,64 @@ def test_a_folder_written_with_or_without_its_slash_is_one_job(
     done = bulk.write_results([f"{drawings}/."], classifier, output, chunk=40)
     assert (done.written, done.skipped) == (112, 40)
     assert csv_rows(output) == expected_rows(drawings, classifier)
+
+
+@pytest.fixture(scope="module")
+def many_drawings(user_drawings: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1,775 drawings (the 355, linked five times): a job long enough to be interrupted
+    while its pool of workers runs."""
+    folder = tmp_path_factory.mktemp("many")
+    for copy in range(5):
+        for image in user_drawings.iterdir():
+            os.link(image, folder / f"{copy}-{image.name}")
+    return folder
+
+
+def interrupt_when_committed(
+    args: list[str], output: Path, rows: int, gaps: list[float]
+) -> tuple[int, str]:
+    """Start the console script in its own process group; once `rows` are committed, send
+    Ctrl-C to the whole group (as a terminal does), then again after each of `gaps` seconds.
+    The exit status and stderr; stderr goes to a file, as workers left behind would hold a
+    pipe open."""
+    errors = output.with_name("stderr.txt")
+    with open(errors, "w") as stderr:
+        process = subprocess.Popen(
+            [str(HANDWRITTEN), *args], cwd=ROOT, stderr=stderr, start_new_session=True
+        )
+    record = bulk.sidecar(output)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if record.is_file() and json.loads(record.read_text() or "{}").get("rows", 0) >= rows:
+            break
+        time.sleep(0.01)
+    for gap in [0.0, *gaps]:
+        time.sleep(gap)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGINT)
+    try:
+        status = process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        status = None
+    return status, errors.read_text()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("gaps", [[0.0], [0.05], [0.2, 0.2]], ids=["at-once", "50ms", "thrice"])
+def test_ctrl_c_once_or_twice_ends_the_run_with_130_and_no_traceback(
+    tmp_path: Path, many_drawings: Path, gaps: list[float]
+) -> None:
+    """Issue 25, item 10: a second Ctrl-C 50 ms after the first left the process waiting on
+    its workers until killed, or ended in a KeyboardInterrupt traceback."""
+    output = tmp_path / "r.csv"
+    command = ["predict", "--model", "seed", "--chunk", "20", "--output", str(output)]
+    status, errors = interrupt_when_committed([*command, str(many_drawings)], output, 100, gaps)
+    assert status in (130, -signal.SIGINT), errors
+    assert "Traceback" not in errors
+    assert errors.strip().splitlines()[0] == "handwritten: interrupted"
+    done = run(*command, str(many_drawings))
+    assert done.returncode == 0, done.stderr
+    paths = [row["path"] for row in csv_rows(output)]
+    assert paths == [str(path) for path in sorted(many_drawings.iterdir())]

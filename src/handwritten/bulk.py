@@ -62,6 +62,7 @@ A pool's fork server and workers take a tenth of a second of both cores to start
 `predict` over 1,000 PNGs took 0.89 s in one process against 1.36 s with the pool."""
 RAY_WINDOW = 50_000  # paths per Ray dataset, so the driver never holds a whole archive's list
 SUFFIXES = (".csv", ".parquet")
+QUIET_TRACKER = "ignore:resource_tracker:UserWarning"
 
 
 @dataclass
@@ -288,11 +289,33 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     """A fork server that has imported preprocessing once: workers start in milliseconds, and
     are forked from a process that holds no model and no threads (forking the parent, whose
     ONNX Runtime has a thread pool, is not safe)."""
+    # A second Ctrl-C ends this process without shutting the pool down (see cli.main); the
+    # resource tracker then removes the pool's semaphores, as it should, but also warns of
+    # them as "leaked". It takes its warning filters from sys.warnoptions when it starts.
+    if QUIET_TRACKER not in sys.warnoptions:
+        sys.warnoptions.append(QUIET_TRACKER)
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["handwritten.predict"])
+    _start_deaf_to_ctrl_c()
     return context
+
+
+def _start_deaf_to_ctrl_c() -> None:
+    """Start the fork server (and the resource tracker) with SIGINT blocked: a blocked signal
+    stays blocked through fork and exec, so Ctrl-C, which the terminal sends to the whole
+    process group, never reaches them or the workers forked from them, even while they still
+    import (a KeyboardInterrupt there printed a traceback). This process handles it alone."""
+    from multiprocessing import forkserver, resource_tracker
+
+    # The tracker first: starting, it blocks then unblocks SIGINT here, whatever was blocked.
+    resource_tracker.ensure_running()
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def local_cores() -> int:
