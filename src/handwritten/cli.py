@@ -301,7 +301,10 @@ def _add_gallery(commands: argparse._SubParsersAction) -> None:
 def _add_serve(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("serve", help="serve the drawing page and the JSON API")
     parser.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, only here)"
+        "--host",
+        type=_text,  # An empty host would listen on every interface, not on none.
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, only here)",
     )
     parser.add_argument("--port", type=_port, default=8000, help="(default: 8000)")
     _add_model(parser)
