@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -188,10 +189,16 @@ def test_a_folder_one_may_not_write_in_is_named(
     ],
 )
 def test_empty_and_odd_values_are_refused_in_words(
-    args: list[str], message: str, capsys: pytest.CaptureFixture
+    args: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Issue 25, items 14, 18 and 19: an empty model, path or list meant the default or this
-    folder; a negative seed ended in NumPy's ValueError; argparse named `_positive_int`."""
+    folder; a negative seed ended in NumPy's ValueError; argparse named `_positive_int`.
+    Run in an empty folder: taken, `predict --preview ''` wrote there, `train` trained."""
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
         main(args)
     assert exit_info.value.code == 2
@@ -229,3 +236,35 @@ def test_train_refuses_its_output_before_tensorflow_loads() -> None:
         done.stderr
         == "handwritten: error: --output README.md: exists; pass --force to overwrite it.\n"
     )
+
+
+@pytest.mark.parametrize("name", [os.fsdecode(b"bad\xff.png"), "a$\\frac$.png"])
+def test_odd_file_names_are_previewed_and_written_to_csv_and_parquet(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Found by the CLI property tests: a file name that is not UTF-8 ended in a
+    UnicodeEncodeError writing CSV or Parquet, and in Matplotlib's error in a preview title,
+    as did a name that reads as TeX."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    draw().save(folder / name)
+    for option in (
+        ["--preview", str(tmp_path / "p")],
+        ["--number", "--preview", str(tmp_path / "n")],
+    ):
+        assert main(["predict", "--model", "seed", *option, str(folder)]) == 0
+    assert (tmp_path / "p" / f"{Path(name).stem}.preview.png").is_file()
+    assert (tmp_path / "n" / f"{Path(name).stem}.preview.png").is_file()
+    for output in (tmp_path / "r.csv", tmp_path / "r.parquet"):
+        assert main(["predict", "--model", "seed", "--output", str(output), str(folder)]) == 0
+    shown = str(folder / name).encode("utf-8", "backslashreplace").decode()
+    assert (
+        (tmp_path / "r.csv")
+        .read_text(encoding="utf-8")
+        .splitlines()[1]
+        .startswith(f"{shown},digit,")
+    )
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(tmp_path / "r.parquet").column("path").to_pylist() == [shown]
+    capsys.readouterr()

@@ -572,9 +572,12 @@ def _columns(rows: list[Row]) -> list[str]:
 
 
 def _csv_value(value: Any) -> str:
+    """A cell's text; a file name's bytes that are not UTF-8 (lone surrogates to Python,
+    which no UTF-8 writer takes) are written as escapes, as `--json` writes them."""
     if value is None:
         return ""
-    return value if isinstance(value, str) else json.dumps(value)
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 ARROW_TYPES: dict[type, str] = {bool: "bool", int: "int64", float: "float64", str: "string"}

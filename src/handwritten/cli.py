@@ -578,8 +578,10 @@ CONTROL_CHARACTERS = {code: f"\\x{code:02x}" for code in [*range(32), 127]} | {
 
 def _one_line(text: str) -> str:
     """A line of text output with control characters escaped as Python writes them: a file
-    name holding a newline must not break the one-line-per-image output in two."""
-    return text.translate(CONTROL_CHARACTERS)
+    name holding a newline must not break the one-line-per-image output in two. A name's
+    bytes that are not UTF-8 are escaped too, as a UTF-8 terminal would refuse them."""
+    escaped = text.translate(CONTROL_CHARACTERS)
+    return escaped.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _predict(args: argparse.Namespace) -> int:
