@@ -521,3 +521,19 @@ def test_ctrl_c_once_or_twice_ends_the_run_with_130_and_no_traceback(
     assert done.returncode == 0, done.stderr
     paths = [row["path"] for row in csv_rows(output)]
     assert paths == [str(path) for path in sorted(many_drawings.iterdir())]
+
+
+def test_a_record_of_an_earlier_version_resumes_on_its_last_path(
+    tmp_path: Path, drawings: Path, classifier: api.Classifier
+) -> None:
+    """A job interrupted before the prefix hash existed: its last path is what it can check."""
+    output = tmp_path / "r.csv"
+    interrupted_run([drawings], classifier, output, chunks=2)
+    older = {k: v for k, v in _recorded(output).items() if k not in ("prefix", "errors")}
+    bulk.sidecar(output).write_text(json.dumps(older))
+    done = bulk.write_results([drawings], classifier, output, chunk=40)
+    assert (done.written, done.skipped) == (72, 80)
+    assert csv_rows(output) == expected_rows(drawings, classifier)
+    bulk.sidecar(output).write_text(json.dumps({**older, "last": "elsewhere.png"}))
+    with pytest.raises(HandwrittenError, match="inputs changed"):
+        bulk.write_results([drawings], classifier, output, chunk=40)

@@ -356,8 +356,9 @@ class Job:
     bytes: int = 0
     parts: int = 0
     last: str | None = None
-    prefix: str = ""
-    """The hash chained over the path and size of each committed input (see `chain`)."""
+    prefix: str | None = None
+    """The hash chained over the path and size of each committed input (see `chain`); None
+    in a record of an earlier version, which kept only `last`."""
     errors: int = 0
     columns: list[str] | None = None
     types: dict[str, str] = field(default_factory=dict)
@@ -368,7 +369,7 @@ class Job:
         self.last = rows[-1]["path"]
         self.errors += sum(bool(row.get("error")) for row in rows)
         for row in rows:
-            self.prefix = chain(self.prefix, row["path"])
+            self.prefix = chain(self.prefix or "", row["path"])
         self.save(output)
 
     def save(self, output: Path) -> None:
@@ -426,9 +427,11 @@ def _resume(output: Path, sink: _Sink, job: Job) -> Job:
 def _skip_done(paths: Iterator[Path], job: Job) -> Iterator[Path]:
     """The inputs after the `job.rows` already written, checking that the listing still
     begins with the very files (names and sizes) that those rows are about."""
-    prefix = ""
+    prefix, last = "", None
     for path in itertools.islice(paths, job.rows):
-        prefix = chain(prefix, str(path))
+        prefix, last = chain(prefix, str(path)), str(path)
+    if job.prefix is None and last == job.last:
+        job.prefix = prefix  # An earlier version's record: its last path is all it can check.
     if prefix != job.prefix:
         raise HandwrittenError(
             f"the inputs changed since this output was started: its first {job.rows} rows "
