@@ -6,6 +6,7 @@ the people's drawings in ../shared/user-digits and SIGKILL it midway.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fcntl
 import json
@@ -206,7 +207,12 @@ def _rewind_record(output: Path, rows: int, parts: int) -> None:
         with open(output, "rb") as table:
             lines = table.read().split(b"\n")
         record["bytes"] = len(b"\n".join(lines[: rows + 1])) + 1
-    record.update(rows=rows, parts=parts, last=csv_paths(output)[rows - 1])
+    committed = table_rows(output)[:rows]
+    prefix = ""
+    for row in committed:
+        prefix = bulk.chain(prefix, row["path"])
+    errors = sum(bool(row["error"]) for row in committed)
+    record.update(rows=rows, parts=parts, last=committed[-1]["path"], prefix=prefix, errors=errors)
     bulk.sidecar(output).write_text(json.dumps(record))
 
 
@@ -254,7 +260,7 @@ def test_changed_inputs_are_refused_not_resumed_wrongly(
     bulk.write_results([folder], classifier, output, chunk=50)
     _rewind_record(output, rows=50, parts=1)
     (folder / "000.png").unlink()
-    with pytest.raises(HandwrittenError, match=r"inputs changed .*image 50 was .*049\.png"):
+    with pytest.raises(HandwrittenError, match=r"inputs changed .*first 50 rows \(up to .*049"):
         bulk.write_results([folder], classifier, output, chunk=50)
 
 
@@ -372,3 +378,190 @@ def table_rows(output: Path) -> list[dict]:
     import pyarrow.parquet as pq
 
     return pq.read_table(output).to_pylist()
+
+
+class Interrupting:
+    """A classifier that raises KeyboardInterrupt (as Ctrl-C does) on its `after`-th batch,
+    and optionally runs `meanwhile` on its first: an interruption or a second writer at a
+    known point of a job, with no timing involved."""
+
+    def __init__(self, classifier: api.Classifier, after: int | None = None, meanwhile=None):
+        self.classifier, self.after, self.meanwhile, self.calls = classifier, after, meanwhile, 0
+        self.path, self.card = classifier.path, classifier.card
+
+    def probabilities(self, images):
+        self.calls += 1
+        if self.meanwhile is not None and self.calls == 1:
+            self.meanwhile()
+        if self.calls == self.after:
+            raise KeyboardInterrupt
+        return self.classifier.probabilities(images)
+
+
+def interrupted_run(paths: list, classifier: api.Classifier, output: Path, chunks: int) -> None:
+    """Run a job with chunks of 40 rows and interrupt it after `chunks` are committed."""
+    with pytest.raises(KeyboardInterrupt):
+        bulk.write_results(paths, Interrupting(classifier, after=chunks + 1), output, chunk=40)
+    assert _recorded(output)["rows"] == 40 * chunks
+
+
+def test_a_second_writer_on_the_same_output_is_refused_while_the_first_runs(
+    tmp_path: Path, drawings: Path, classifier: api.Classifier
+) -> None:
+    """Issue 25, item 11: two runs on one output wrote every row twice and both succeeded."""
+    output, refusals = tmp_path / "r.csv", []
+
+    def second_writer() -> None:
+        with pytest.raises(HandwrittenError) as refused:
+            bulk.write_results([drawings], classifier, output, chunk=40)
+        refusals.append(str(refused.value))
+
+    first = Interrupting(classifier, meanwhile=second_writer)
+    done = bulk.write_results([drawings], first, output, chunk=40)
+    assert refusals == [
+        f"{output}: another `predict --output` is writing it now (it holds r.csv.lock); wait "
+        "for that run to finish, or choose another --output."
+    ]
+    assert (done.written, done.skipped) == (152, 0)
+    assert csv_rows(output) == expected_rows(drawings, classifier)
+    assert not (tmp_path / "r.csv.lock").exists()
+    again = bulk.write_results([drawings], classifier, output, chunk=40)
+    assert (again.written, again.skipped) == (0, 152)
+
+
+def test_an_interrupted_run_leaves_the_output_unlocked_for_its_rerun(
+    tmp_path: Path, drawings: Path, classifier: api.Classifier
+) -> None:
+    output = tmp_path / "r.parquet"
+    interrupted_run([drawings], classifier, output, chunks=1)
+    done = bulk.write_results([drawings], classifier, output, chunk=40)
+    assert (done.written, done.skipped) == (112, 40)
+
+
+def test_a_file_renamed_inside_the_committed_rows_is_refused(
+    tmp_path: Path, drawings: Path, classifier: api.Classifier
+) -> None:
+    """Issue 25, item 12: only the last committed path was checked, so renaming an earlier
+    file (its place in the sorted listing unchanged) was resumed: a row for a file that is
+    gone, none for its new name."""
+    folder = tmp_path / "in"
+    shutil.copytree(drawings, folder)
+    output = tmp_path / "r.csv"
+    interrupted_run([folder], classifier, output, chunks=2)
+    (folder / "010.png").rename(folder / "010a.png")
+    with pytest.raises(HandwrittenError, match=r"inputs changed .*first 80 rows \(up to .*079"):
+        bulk.write_results([folder], classifier, output, chunk=40)
+    (folder / "010a.png").rename(folder / "010.png")
+    with open(folder / "020.png", "ab") as grown:
+        grown.write(b"\0")
+    with pytest.raises(HandwrittenError, match="inputs changed"):
+        bulk.write_results([folder], classifier, output, chunk=40)
+
+
+def test_a_resumed_run_counts_the_unreadable_files_of_the_whole_job(
+    tmp_path: Path, drawings: Path, classifier: api.Classifier, capsys: pytest.CaptureFixture
+) -> None:
+    """Issue 25, item 13: a resumed run reported only its own rows' errors and exited 0,
+    though the output held an error row; so did a rerun of a finished job with errors."""
+    from handwritten.cli import main
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "000-broken.png").write_text("not a png")
+    for index in range(1, 60):
+        shutil.copy(drawings / f"{index:03d}.png", folder / f"{index:03d}.png")
+    output = tmp_path / "r.csv"
+    interrupted_run([folder], classifier, output, chunks=1)
+    command = ["predict", "--model", "seed", "--chunk", "40", "--output", str(output), str(folder)]
+    assert main(command) == 1
+    assert "20 rows written, 40 already there; 1 files could not be read" in capsys.readouterr().err
+    assert main(command) == 1
+    assert "0 rows written, 60 already there; 1 files could not be read" in capsys.readouterr().err
+
+
+def test_a_folder_written_with_or_without_its_slash_is_one_job(
+    tmp_path: Path, drawings: Path, classifier: api.Classifier
+) -> None:
+    """Issue 25, item 19: `predict big` and `predict big/` were different jobs."""
+    output = tmp_path / "r.csv"
+    interrupted_run([f"{drawings}/"], classifier, output, chunks=1)
+    done = bulk.write_results([f"{drawings}/."], classifier, output, chunk=40)
+    assert (done.written, done.skipped) == (112, 40)
+    assert csv_rows(output) == expected_rows(drawings, classifier)
+
+
+@pytest.fixture(scope="module")
+def many_drawings(user_drawings: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1,775 drawings (the 355, linked five times): a job long enough to be interrupted
+    while its pool of workers runs."""
+    folder = tmp_path_factory.mktemp("many")
+    for copy in range(5):
+        for image in user_drawings.iterdir():
+            os.link(image, folder / f"{copy}-{image.name}")
+    return folder
+
+
+def interrupt_when_committed(
+    args: list[str], output: Path, rows: int, gaps: list[float]
+) -> tuple[int, str]:
+    """Start the console script in its own process group; once `rows` are committed, send
+    Ctrl-C to the whole group (as a terminal does), then again after each of `gaps` seconds.
+    The exit status and stderr; stderr goes to a file, as workers left behind would hold a
+    pipe open."""
+    errors = output.with_name("stderr.txt")
+    with open(errors, "w") as stderr:
+        process = subprocess.Popen(
+            [str(HANDWRITTEN), *args], cwd=ROOT, stderr=stderr, start_new_session=True
+        )
+    record = bulk.sidecar(output)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if record.is_file() and json.loads(record.read_text() or "{}").get("rows", 0) >= rows:
+            break
+        time.sleep(0.01)
+    for gap in [0.0, *gaps]:
+        time.sleep(gap)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGINT)
+    try:
+        status = process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        status = None
+    return status, errors.read_text()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("gaps", [[0.0], [0.05], [0.2, 0.2]], ids=["at-once", "50ms", "thrice"])
+def test_ctrl_c_once_or_twice_ends_the_run_with_130_and_no_traceback(
+    tmp_path: Path, many_drawings: Path, gaps: list[float]
+) -> None:
+    """Issue 25, item 10: a second Ctrl-C 50 ms after the first left the process waiting on
+    its workers until killed, or ended in a KeyboardInterrupt traceback."""
+    output = tmp_path / "r.csv"
+    command = ["predict", "--model", "seed", "--chunk", "20", "--output", str(output)]
+    status, errors = interrupt_when_committed([*command, str(many_drawings)], output, 100, gaps)
+    assert status in (130, -signal.SIGINT), errors
+    assert "Traceback" not in errors
+    assert errors.strip().splitlines()[0] == "handwritten: interrupted"
+    done = run(*command, str(many_drawings))
+    assert done.returncode == 0, done.stderr
+    paths = [row["path"] for row in csv_rows(output)]
+    assert paths == [str(path) for path in sorted(many_drawings.iterdir())]
+
+
+def test_a_record_of_an_earlier_version_resumes_on_its_last_path(
+    tmp_path: Path, drawings: Path, classifier: api.Classifier
+) -> None:
+    """A job interrupted before the prefix hash existed: its last path is what it can check."""
+    output = tmp_path / "r.csv"
+    interrupted_run([drawings], classifier, output, chunks=2)
+    older = {k: v for k, v in _recorded(output).items() if k not in ("prefix", "errors")}
+    bulk.sidecar(output).write_text(json.dumps(older))
+    done = bulk.write_results([drawings], classifier, output, chunk=40)
+    assert (done.written, done.skipped) == (72, 80)
+    assert csv_rows(output) == expected_rows(drawings, classifier)
+    bulk.sidecar(output).write_text(json.dumps({**older, "last": "elsewhere.png"}))
+    with pytest.raises(HandwrittenError, match="inputs changed"):
+        bulk.write_results([drawings], classifier, output, chunk=40)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -108,7 +109,7 @@ def test_argument_errors_exit_2(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--epochs", "0"])
     assert exit_info.value.code == 2
-    assert "positive" in capsys.readouterr().err
+    assert "must be a whole number above 0, not 0" in capsys.readouterr().err
 
 
 @pytest.mark.integration
@@ -132,3 +133,138 @@ def test_an_onnx_copied_alone_reads_the_drawings_like_the_shipped_model(tmp_path
     ]
     assert len(digits[0]) == 355
     assert digits[0] == digits[1]
+
+
+@pytest.mark.parametrize(
+    "make_args",
+    [
+        lambda afile: ["predict", "--preview", str(afile), "digits/digit3-pencil.png"],
+        lambda afile: ["predict", "--preview", "/proc/version", "digits/digit3-pencil.png"],
+        lambda afile: ["predict", "--output", str(afile / "out.csv"), "digits/"],
+        lambda afile: ["predict", "--output", str(afile / "deeper/out.parquet"), "digits/"],
+        lambda afile: ["gallery", "--output", str(afile / "g.png"), "--data-dir", str(MNIST_DIR)],
+    ],
+    ids=["preview-file", "preview-proc", "output-csv", "output-parquet", "gallery"],
+)
+def test_a_folder_that_cannot_be_made_is_named_not_a_traceback(
+    make_args, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 25, item 14: FileExistsError and NotADirectoryError tracebacks."""
+    monkeypatch.chdir(ROOT)
+    afile = tmp_path / "afile"
+    afile.write_text("in the way")
+    assert main(make_args(afile)) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("handwritten: error: ")
+    assert "cannot be made, a file is in the way; choose another place." in error
+    assert afile.read_text() == "in the way"
+
+
+def test_a_folder_one_may_not_write_in_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 25, item 14: PermissionError where the folder exists but is not writable."""
+    monkeypatch.chdir(ROOT)
+    assert main(["predict", "--preview", "/proc/self", "digits/digit3-pencil.png"]) == 1
+    assert "digit3-pencil.preview.png: cannot be written in /proc/self (" in (
+        capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["predict", "--model", "", "digits/"], "argument --model: must not be empty"),
+        (["train", "--seed", "-1"], "argument --seed: must be a whole number from 0 to 4294967295"),
+        (["tune", "x", "--output", "y.keras", "--seed", str(2**32)], "from 0 to 4294967295"),
+        (["predict", ""], "argument PATH: must be a file or folder name, not ''"),
+        (["predict", "--preview", "", "digits/"], "argument --preview: must be a file or"),
+        (["predict", "--output", " ", "digits/"], "argument --output: must be a file or"),
+        (["train", "--augment", ""], "argument --augment: must not be empty"),
+        (["evaluate", "--drawings", ""], "argument --drawings: must be a file or folder name"),
+        (["predict", "--chunk", "", "x"], "argument --chunk: must be a whole number above 0, not"),
+        (["serve", "--port", "http"], "argument --port: must be a port number from 1 to 65535"),
+        (["gallery", "--digit", "x"], "argument --digit: must be a digit from 0 to 9, not 'x'"),
+        (["gallery", "--output", ".png"], "argument --output: must be a .png file, not '.png'"),
+    ],
+)
+def test_empty_and_odd_values_are_refused_in_words(
+    args: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 25, items 14, 18 and 19: an empty model, path or list meant the default or this
+    folder; a negative seed ended in NumPy's ValueError; argparse named `_positive_int`.
+    Run in an empty folder: taken, `predict --preview ''` wrote there, `train` trained."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert message in error
+    assert "invalid" not in error
+
+
+def test_an_empty_model_name_is_refused_by_the_api() -> None:
+    from handwritten import api
+    from handwritten.errors import ModelError
+
+    with pytest.raises(ModelError, match="empty name"):
+        api.load("")
+
+
+def test_a_file_name_with_a_newline_stays_on_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Issue 25, item 19: the one-line-per-image text output broke on such a name."""
+    draw().save(tmp_path / "seven\nfake: 1 (100.0%).png")
+    (tmp_path / "broken\r.png").write_text("not a png")
+    assert main(["predict", "--model", "seed", str(tmp_path)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(f"{tmp_path}/broken\\r.png: error: ")
+    assert lines[1].startswith(f"{tmp_path}/seven\\nfake: 1 (100.0%).png: ")
+
+
+def test_train_refuses_its_output_before_tensorflow_loads() -> None:
+    """Issue 25, item 19: the refusal came after TensorFlow's oneDNN start-up lines."""
+    done = run("train", "--output", "README.md")
+    assert done.returncode == 1
+    assert (
+        done.stderr
+        == "handwritten: error: --output README.md: exists; pass --force to overwrite it.\n"
+    )
+
+
+@pytest.mark.parametrize("name", [os.fsdecode(b"bad\xff.png"), "a$\\frac$.png"])
+def test_odd_file_names_are_previewed_and_written_to_csv_and_parquet(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Found by the CLI property tests: a file name that is not UTF-8 ended in a
+    UnicodeEncodeError writing CSV or Parquet, and in Matplotlib's error in a preview title,
+    as did a name that reads as TeX."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    draw().save(folder / name)
+    for option in (
+        ["--preview", str(tmp_path / "p")],
+        ["--number", "--preview", str(tmp_path / "n")],
+    ):
+        assert main(["predict", "--model", "seed", *option, str(folder)]) == 0
+    assert (tmp_path / "p" / f"{Path(name).stem}.preview.png").is_file()
+    assert (tmp_path / "n" / f"{Path(name).stem}.preview.png").is_file()
+    for output in (tmp_path / "r.csv", tmp_path / "r.parquet"):
+        assert main(["predict", "--model", "seed", "--output", str(output), str(folder)]) == 0
+    shown = str(folder / name).encode("utf-8", "backslashreplace").decode()
+    assert (
+        (tmp_path / "r.csv")
+        .read_text(encoding="utf-8")
+        .splitlines()[1]
+        .startswith(f"{shown},digit,")
+    )
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(tmp_path / "r.parquet").column("path").to_pylist() == [shown]
+    capsys.readouterr()

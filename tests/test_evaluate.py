@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
+from conftest import MNIST_DIR, ROOT, SHARED, USER_DIGITS
 
+from handwritten.cli import main
 from handwritten.evaluate import evaluate_model, format_report, mistakes, score
-from handwritten.models import model_input
+from handwritten.labels import digit_label, read_labels
+from handwritten.models import model_input, read_card
+from handwritten.predict import predict_files
 from handwritten.runtime import load_classifier
 
 
@@ -90,3 +97,71 @@ def test_shipped_cnn_reaches_99_5_percent(cnn_model, mnist) -> None:
     result = evaluate_model(cnn_model, mnist.x_test, mnist.y_test)
     print(f"shipped cnn: MNIST test accuracy {result.accuracy:.4f}, loss {result.loss:.4f}")
     assert result.accuracy >= 0.995
+
+
+def test_report_with_labelled_folders_is_refused_not_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Issue 25, item 17: `evaluate --drawings DIR --report R` wrote no report, silently."""
+    report = tmp_path / "report"
+    status = main(["evaluate", "--drawings", str(USER_DIGITS), "--report", str(report)])
+    assert status == 1
+    assert "--report draws MNIST's test set; with --drawings" in capsys.readouterr().err
+    assert not report.exists()
+
+
+@pytest.mark.parametrize("model", ["seed", "models/handwritten.keras"])
+def test_record_without_labelled_folders_is_refused_not_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture, model: str
+) -> None:
+    """Issue 25, item 17: `evaluate --model FILE --record` on MNIST recorded nothing."""
+    card = ROOT / "models/handwritten.card.json"
+    before = card.read_bytes()
+    status = main(["evaluate", "--model", str(ROOT / model) if "/" in model else model, "--record"])
+    assert status == 1
+    assert "--record keeps scores on --drawings, --numbers or --nondigits" in (
+        capsys.readouterr().err
+    )
+    assert card.read_bytes() == before
+
+
+@pytest.fixture
+def model_copy(tmp_path: Path) -> Path:
+    """The shipped seed model with its card and its .onnx, copied: recording changes them."""
+    for suffix in (".keras", ".card.json", ".onnx"):
+        shutil.copy(ROOT / f"models/handwritten{suffix}", tmp_path / f"handwritten{suffix}")
+    return tmp_path / "handwritten.keras"
+
+
+@pytest.mark.integration
+def test_recorded_thresholds_reach_the_onnx_copy_too(model_copy: Path) -> None:
+    """Issue 25, item 17: after `evaluate --record --drawings`, the .keras card had the new
+    thresholds and the .onnx the old, so --runtime auto and keras disagreed on hundreds of
+    the 355 drawings."""
+    before = read_card(model_copy)
+    args = ["evaluate", "--model", str(model_copy), "--drawings", str(USER_DIGITS), "--record"]
+    assert main([*args, "--data-dir", str(MNIST_DIR)]) == 0
+    after = read_card(model_copy)
+    assert after["trust"] != before["trust"]
+    assert after["development"][USER_DIGITS.name]["images"] == 355
+    onnx = load_classifier(model_copy, "onnx")
+    assert onnx.source == model_copy
+    assert onnx.card == after
+    sample = [path for path, _ in read_labels(USER_DIGITS / "labels.csv", digit_label)][:60]
+    keras = load_classifier(model_copy, "keras")
+    assert [(p.status, p.digit) for p in predict_files(sample, onnx)] == [
+        (p.status, p.digit) for p in predict_files(sample, keras)
+    ]
+
+
+def test_record_into_an_onnx_file_is_refused(
+    model_copy: Path, capsys: pytest.CaptureFixture
+) -> None:
+    onnx = model_copy.with_suffix(".onnx")
+    before = onnx.read_bytes()
+    status = main(
+        ["evaluate", "--model", str(onnx), "--nondigits", str(SHARED / "nondigits"), "--record"]
+    )
+    assert status == 1
+    assert "give the .keras file" in capsys.readouterr().err
+    assert onnx.read_bytes() == before

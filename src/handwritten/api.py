@@ -12,9 +12,9 @@ second.
 
 from __future__ import annotations
 
-import csv
+import json
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from handwritten import data, files, registry, trust
-from handwritten.errors import DataError
+from handwritten.errors import DataError, HandwrittenError, ModelError
 from handwritten.evaluate import Evaluation, score
+from handwritten.labels import digit_label, kind_label, number_label, read_labels
 from handwritten.models import SPLITS, card_path, read_card
 from handwritten.predict import (
     Classifier,
@@ -35,7 +36,7 @@ from handwritten.predict import (
     read_number,
     read_numbers,
 )
-from handwritten.runtime import load_classifier
+from handwritten.runtime import CARD, SOURCE_SHA256, load_classifier, onnx_path, sha256_of
 
 if TYPE_CHECKING:
     from handwritten import bulk
@@ -44,6 +45,7 @@ __all__ = [
     "Classifier",
     "NumberReading",
     "Prediction",
+    "check_new_model",
     "choose_trust",
     "evaluate",
     "evaluate_drawings",
@@ -73,6 +75,8 @@ def load(model: Source | None = None, runtime: str | None = None) -> Classifier:
     `runtime` is "auto" (ONNX when an up-to-date copy exists), "onnx" or "keras"; see
     `runtime.load_classifier`.
     """
+    if model is not None and not str(model).strip():
+        raise ModelError("the model is an empty name; give a model's name or a model file.")
     return load_classifier(model, runtime)
 
 
@@ -187,8 +191,10 @@ def evaluate_nondigits(folder: Source, classifier: Classifier) -> dict[str, Any]
     refused as "not a digit", overall and by `kind` when labels.csv (file,kind) has one."""
     folder = Path(folder)
     table = folder / "labels.csv"
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder; give a folder of images that are not digits.")
     if table.is_file():
-        pairs = _labels_table(table, str.strip, column="kind")
+        pairs = read_labels(table, kind_label, column="kind")
     else:
         pairs = [(path, "image") for path in find_images([folder])]
     if not pairs:
@@ -244,7 +250,7 @@ def evaluate_numbers(folder: Source, classifier: Classifier) -> dict[str, Any]:
     table = Path(folder) / "labels.csv"
     if not table.is_file():
         raise DataError(f"{table}: missing; give a labels.csv with file,label (the digits).")
-    pairs = _labels_table(table, str.strip)
+    pairs = read_labels(table, number_label)
     paths, labels = [path for path, _ in pairs], [label for _, label in pairs]
     read = [reading.number for reading in read_numbers(paths, classifier)]
     return _scores(folder, paths, labels, read)
@@ -267,18 +273,10 @@ def _scores(folder: Source, paths: list[Path], labels: list, read: list) -> dict
     }
 
 
-def _labels_table(
-    table: Path, label: Callable[[str], Any], column: str = "label"
-) -> list[tuple[Path, Any]]:
-    """(image path, label) from a labels.csv with columns file and `column`."""
-    with open(table, newline="", encoding="utf-8") as rows:
-        return [(table.parent / row["file"], label(row[column])) for row in csv.DictReader(rows)]
-
-
 def _labelled_images(folder: Path) -> tuple[list[Path], list[int]]:
     table = folder / "labels.csv"
     if table.is_file():
-        pairs = _labels_table(table, int)
+        pairs = read_labels(table, digit_label)
     else:
         pairs = [
             (path, digit)
@@ -306,8 +304,14 @@ def record_development(
 ) -> Path:
     """Keep scores on labelled drawings in the model's card, under `development`, by folder
     name: the figures `handwritten models` shows; and the status `thresholds` chosen on them,
-    under `trust`. Run `export` after, so the .onnx has them."""
+    under `trust`. The .onnx exported from the model gets the same card, so every runtime
+    answers with the same thresholds."""
     path = registry.resolve_model(model)
+    if path.suffix == ".onnx":
+        raise ModelError(
+            f"{path}: --record keeps the figures in a .keras model's card and in its ONNX copy "
+            "together; give the .keras file."
+        )
     card = read_card(path)
     if card is None:
         raise DataError(f"{card_path(path)}: no model card to record in; train the model first.")
@@ -319,8 +323,45 @@ def record_development(
         }
     if thresholds is not None:
         card["trust"] = thresholds
+    copy = _onnx_with_card(path, card)
     files.write_json(card_path(path), card)
+    if copy is not None:
+        with files.atomic_path(onnx_path(path)) as temporary:
+            temporary.write_bytes(copy)
     return card_path(path)
+
+
+def _onnx_with_card(path: Path, card: dict[str, Any]) -> bytes | None:
+    """The bytes of the .onnx exported from `path`, with `card` in place of the card it
+    carries; None when there is no such copy to keep in step (none, or a stale one, which
+    `load` does not use). Made before anything is written, so a refusal changes nothing."""
+    copy = onnx_path(path)
+    if not copy.is_file():
+        return None
+    try:
+        import onnx
+    except ImportError:
+        raise ModelError(
+            f"{copy}: would keep the old card, and so answer with other thresholds than "
+            f"{path.name}; install `pip install 'handwritten[export]'` to record, or remove "
+            "the .onnx and run `handwritten export` after recording."
+        ) from None
+    graph = onnx.load(str(copy))
+    metadata = {prop.key: prop for prop in graph.metadata_props}
+    if SOURCE_SHA256 not in metadata or metadata[SOURCE_SHA256].value != sha256_of(path):
+        return None
+    if CARD in metadata:
+        metadata[CARD].value = json.dumps(card)
+    else:
+        graph.metadata_props.add(key=CARD, value=json.dumps(card))
+    return graph.SerializeToString()
+
+
+def check_new_model(output: Source, force: bool = False) -> None:
+    """Refuse to overwrite a model without `force`: said before TensorFlow loads, so the
+    refusal comes at once and without TensorFlow's start-up lines."""
+    if Path(output).exists() and not force:
+        raise HandwrittenError(f"--output {output}: exists; pass --force to overwrite it.")
 
 
 def train(model: str, output: Source, **options: Any) -> dict[str, Any]:
@@ -328,6 +369,7 @@ def train(model: str, output: Source, **options: Any) -> dict[str, Any]:
     `train.train` for the options)."""
     from handwritten.runtime import import_keras_quietly
 
+    check_new_model(output, force=options.get("force", False))
     import_keras_quietly()
     from handwritten.train import train as train_model
 

@@ -12,19 +12,29 @@ for CSV the byte length, for Parquet the number of part files. A chunk is first 
 full (CSV: appended, flushed, fsynced; Parquet: a part file renamed into place), then the
 sidecar is replaced atomically: that rename is the commit. A rerun cuts the CSV back to the
 committed length and deletes Parquet parts past the committed count, then starts at input
-number `rows`. Inputs are listed in a fixed order (folders sorted), and the path of the last
-committed row is checked against the listing, so a changed input tree is refused instead of
-being resumed wrongly.
+number `rows`. Inputs are listed in a fixed order (folders sorted), and the sidecar keeps a
+hash chained over the path and size of every committed input: a rerun recomputes it over the
+same first `rows` inputs, so a file renamed, added, removed or rewritten anywhere in the
+committed part is refused instead of being resumed wrongly. The sidecar also counts the error
+rows committed, so a resumed run reports the unreadable files of the whole job.
+
+One job at a time per output: a run holds an exclusive lock (flock) on `<output>.lock` for
+as long as it writes, and a second run on the same output is refused at once. The kernel
+drops the lock when the process ends, however it ends, so a kill leaves nothing to clear.
 """
 
 from __future__ import annotations
 
 import functools
+import contextlib
+import fcntl
+import hashlib
 import itertools
 import json
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -53,11 +63,13 @@ A pool's fork server and workers take a tenth of a second of both cores to start
 `predict` over 1,000 PNGs took 0.89 s in one process against 1.36 s with the pool."""
 RAY_WINDOW = 50_000  # paths per Ray dataset, so the driver never holds a whole archive's list
 SUFFIXES = (".csv", ".parquet")
+QUIET_TRACKER = "ignore:resource_tracker:UserWarning"
 
 
 @dataclass
 class Summary:
-    """What a `write_results` run did: rows written now, rows already there, unreadable files."""
+    """What a `write_results` run did: rows written now, rows already there, and the
+    unreadable files of the whole output (rows of an earlier, interrupted run included)."""
 
     output: Path
     written: int
@@ -105,22 +117,59 @@ def write_results(
     `ray` is None for this machine's cores, "" for a new local Ray, or a cluster's address.
     `chunk` rows are committed at a time: the most a kill can make a rerun redo.
     """
-    paths, output = [str(p) for p in paths], Path(output)
+    # `big`, `big/` and `./big` are one input: the same job, resumed alike.
+    paths, output = [str(Path(p)) for p in paths], Path(output)
     sink = _open_sink(output)
     if next(predict.iter_images(paths), None) is None:
         raise HandwrittenError(f"{' '.join(paths)}: no image files found (.png, .jpg, ...).")
-    job = _resume(output, sink, _new_job(paths, classifier, number))
-    remaining = _skip_done(predict.iter_images(paths), job)
-    bar = _progress(paths, job.rows, progress)
-    written = errors = 0
-    for rows in _row_chunks(remaining, classifier, number, ray, chunk, workers):
-        sink.write(rows, job)
-        job.commit(output, rows)
-        written, errors = written + len(rows), errors + sum(bool(r.get("error")) for r in rows)
-        bar.update(len(rows))
-    bar.close()
-    sink.close()
-    return Summary(output, written, job.rows - written, errors)
+    with _locked(output):
+        job = _resume(output, sink, _new_job(paths, classifier, number))
+        remaining = _skip_done(predict.iter_images(paths), job)
+        bar = _progress(paths, job.rows, progress)
+        written = 0
+        for rows in _row_chunks(remaining, classifier, number, ray, chunk, workers):
+            sink.write(rows, job)
+            job.commit(output, rows)
+            written += len(rows)
+            bar.update(len(rows))
+        bar.close()
+        sink.close()
+    return Summary(output, written, job.rows - written, job.errors)
+
+
+@contextlib.contextmanager
+def _locked(output: Path) -> Iterator[None]:
+    """Hold the output's lock for the block, or refuse at once if another run holds it.
+
+    The lock file is removed at the end; a run that opened it just before (and so locked a
+    file no longer there) sees that its inode is not the one at the path and tries again."""
+    lock = output.with_name(output.name + ".lock")
+    files.make_folder(output.parent)
+    while True:
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            raise HandwrittenError(
+                f"{output}: another `predict --output` is writing it now (it holds "
+                f"{lock.name}); wait for that run to finish, or choose another --output."
+            ) from None
+        if _same_file(descriptor, lock):
+            break
+        os.close(descriptor)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(descriptor)
+
+
+def _same_file(descriptor: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(descriptor), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def _row_chunks(
@@ -207,28 +256,67 @@ def _pooled(paths: Iterator[Path], number: bool, workers: int) -> Iterator[list[
 
 def _exit_with(parent: int) -> None:
     """Make a pool worker end when the process that started it dies, even by SIGKILL: it
-    would otherwise wait forever on a queue nobody writes to (and keep the fork server up)."""
+    would otherwise wait forever on a queue nobody writes to (and keep the fork server up).
+
+    A worker also ignores Ctrl-C, which the terminal sends to the whole process group: the
+    parent alone decides what an interruption stops (a worker dying of KeyboardInterrupt
+    printed a traceback and could leave the parent waiting on it for ever)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while True:
             time.sleep(1)
-            try:
-                os.kill(parent, 0)
-            except ProcessLookupError:
+            if _ended(parent):
                 os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()
+
+
+def _ended(pid: int) -> bool:
+    """Whether process `pid` has ended: gone, or a zombie (ended, not yet reaped by whoever
+    started it, which still answers kill(pid, 0))."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # No /proc (not Linux): a zombie cannot be told apart; it is reaped soon.
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
     """A fork server that has imported preprocessing once: workers start in milliseconds, and
     are forked from a process that holds no model and no threads (forking the parent, whose
     ONNX Runtime has a thread pool, is not safe)."""
+    # A second Ctrl-C ends this process without shutting the pool down (see cli.main); the
+    # resource tracker then removes the pool's semaphores, as it should, but also warns of
+    # them as "leaked". It takes its warning filters from sys.warnoptions when it starts.
+    if QUIET_TRACKER not in sys.warnoptions:
+        sys.warnoptions.append(QUIET_TRACKER)
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["handwritten.predict"])
+    _start_deaf_to_ctrl_c()
     return context
+
+
+def _start_deaf_to_ctrl_c() -> None:
+    """Start the fork server (and the resource tracker) with SIGINT blocked: a blocked signal
+    stays blocked through fork and exec, so Ctrl-C, which the terminal sends to the whole
+    process group, never reaches them or the workers forked from them, even while they still
+    import (a KeyboardInterrupt there printed a traceback). This process handles it alone."""
+    from multiprocessing import forkserver, resource_tracker
+
+    # The tracker first: starting, it blocks then unblocks SIGINT here, whatever was blocked.
+    resource_tracker.ensure_running()
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def local_cores() -> int:
@@ -269,6 +357,10 @@ class Job:
     bytes: int = 0
     parts: int = 0
     last: str | None = None
+    prefix: str | None = None
+    """The hash chained over the path and size of each committed input (see `chain`); None
+    in a record of an earlier version, which kept only `last`."""
+    errors: int = 0
     columns: list[str] | None = None
     types: dict[str, str] = field(default_factory=dict)
 
@@ -276,6 +368,9 @@ class Job:
         """Record `rows` as written: the last step of a chunk, after its data is on disk."""
         self.rows += len(rows)
         self.last = rows[-1]["path"]
+        self.errors += sum(bool(row.get("error")) for row in rows)
+        for row in rows:
+            self.prefix = chain(self.prefix or "", row["path"])
         self.save(output)
 
     def save(self, output: Path) -> None:
@@ -331,15 +426,32 @@ def _resume(output: Path, sink: _Sink, job: Job) -> Job:
 
 
 def _skip_done(paths: Iterator[Path], job: Job) -> Iterator[Path]:
-    """The inputs after the `job.rows` already written, checking the listing still agrees."""
-    done = list(itertools.islice(paths, job.rows - 1, job.rows)) if job.rows else []
-    if job.rows and (not done or str(done[0]) != job.last):
-        found = str(done[0]) if done else "nothing"
+    """The inputs after the `job.rows` already written, checking that the listing still
+    begins with the very files (names and sizes) that those rows are about."""
+    prefix, last = "", None
+    for path in itertools.islice(paths, job.rows):
+        prefix, last = chain(prefix, str(path)), str(path)
+    if job.prefix is None and last == job.last:
+        job.prefix = prefix  # An earlier version's record: its last path is all it can check.
+    if prefix != job.prefix:
         raise HandwrittenError(
-            f"the inputs changed since this output was started: image {job.rows} was "
-            f"{job.last}, now {found}; finish with the same files, or choose another --output."
+            f"the inputs changed since this output was started: its first {job.rows} rows "
+            f"(up to {job.last}) are not about the first {job.rows} images listed now (a file "
+            "renamed, added, removed or changed among them); finish with the same files, or "
+            "choose another --output."
         )
     return paths
+
+
+def chain(prefix: str, path: str) -> str:
+    """The hash of the inputs so far (`prefix`) extended by one input: its path and size
+    (-1 when it is gone), so the same inputs in the same order always give the same hash."""
+    try:
+        size = os.stat(path).st_size
+    except OSError:
+        size = -1
+    entry = f"{prefix}\0{path}\0{size}".encode("utf-8", "surrogateescape")
+    return hashlib.sha256(entry).hexdigest()
 
 
 def _write_durably(path: Path, text: str) -> None:
@@ -399,7 +511,6 @@ class _CsvSink(_Sink):
         import io
 
         if self.stream is None:
-            self.output.parent.mkdir(parents=True, exist_ok=True)
             self.stream = open(self.output, "ab")  # noqa: SIM115 (open for the whole job)
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
@@ -465,9 +576,12 @@ def _columns(rows: list[Row]) -> list[str]:
 
 
 def _csv_value(value: Any) -> str:
+    """A cell's text; a file name's bytes that are not UTF-8 (lone surrogates to Python,
+    which no UTF-8 writer takes) are written as escapes, as `--json` writes them."""
     if value is None:
         return ""
-    return value if isinstance(value, str) else json.dumps(value)
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 ARROW_TYPES: dict[type, str] = {bool: "bool", int: "int64", float: "float64", str: "string"}

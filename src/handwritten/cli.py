@@ -2,7 +2,8 @@
 
 Heavy imports (TensorFlow takes seconds) happen inside the commands, so `--help` and argument
 errors answer at once. A HandwrittenError is printed as one line and exit status 1: users see
-what to fix, not a traceback.
+what to fix, not a traceback. The exit statuses: 0 done, 1 an error (or an image that could
+not be read), 2 a wrong argument, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -20,22 +23,77 @@ from handwritten.errors import HandwrittenError
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+INTERRUPTED = 130
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    ctrl_c = CtrlC()
     try:
-        return args.run(args)
+        status = args.run(args)
     except HandwrittenError as exc:
         print(f"handwritten: error: {exc}", file=sys.stderr)
-        return 1
+        status = 1
     except KeyboardInterrupt:
-        print("handwritten: interrupted", file=sys.stderr)
-        return 130
+        return ctrl_c.stopped()
     except BrokenPipeError:
         # The reader went away (`| head`): point stdout at devnull so the exit flush is quiet.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        status = 1
+    except Exception:
+        # A library interrupted midway may fail its own way (onnxruntime's import says
+        # "initialization failed"): after a Ctrl-C, that is the interruption, not a bug.
+        if not ctrl_c.pressed:
+            raise
+        return ctrl_c.stopped()
+    ctrl_c.restore()
+    return status
+
+
+class CtrlC:
+    """Ctrl-C stops a command in two steps.
+
+    The first raises KeyboardInterrupt, so the command stops where it is and cleans up (a
+    `predict --output` keeps every committed row). A second, while that cleanup or a process
+    pool's shutdown is still going, ends the process at once with status 130, its pool's
+    workers first: nothing is left half-written, as every file is replaced atomically and
+    rows are committed whole. Left alone when SIGINT is ignored (a background job) or off
+    the main thread."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self.previous = signal.getsignal(signal.SIGINT)
+        self.installed = (
+            threading.current_thread() is threading.main_thread()
+            and self.previous is signal.default_int_handler
+        )
+        if self.installed:
+            signal.signal(signal.SIGINT, self._first)
+
+    def _first(self, signum: int, frame: object) -> None:
+        self.pressed = True
+        signal.signal(signal.SIGINT, self._again)
+        raise KeyboardInterrupt
+
+    @staticmethod
+    def _again(signum: int, frame: object) -> None:
+        os.write(sys.stderr.fileno(), b"handwritten: interrupted\n")
+        if "multiprocessing" in sys.modules:
+            for child in sys.modules["multiprocessing"].active_children():
+                child.kill()  # Before they read what this process shares with them.
+        os._exit(INTERRUPTED)
+
+    def stopped(self) -> int:
+        """Say so, and keep the second Ctrl-C's handler: what is left (a pool shutting down
+        at exit) must not turn a second Ctrl-C into a traceback or a wait."""
+        print("handwritten: interrupted", file=sys.stderr)
+        return INTERRUPTED
+
+    def restore(self) -> None:
+        if self.installed:
+            signal.signal(signal.SIGINT, self.previous)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
-        type=Path,
+        type=_path,
         help="folder with the four MNIST files (default: $HANDWRITTEN_DATA_DIR, else a cache "
         "folder, downloading into it when empty)",
     )
@@ -67,6 +125,7 @@ def _add_data_dir(parser: argparse.ArgumentParser) -> None:
 def _add_model(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
+        type=_text,
         help=f"a model's name ({', '.join(registry.names())}) or a .keras or .onnx file "
         f"(default: {registry.DEFAULT_MODEL})",
     )
@@ -81,21 +140,22 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         help="the model to train, with its recipe (default: seed)",
     )
     parser.add_argument(
-        "--output", type=Path, default=Path("handwritten.keras"), help="where to save the model"
+        "--output", type=_path, default=Path("handwritten.keras"), help="where to save the model"
     )
     parser.add_argument("--epochs", type=_positive_int, help="override the recipe's epochs")
-    parser.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
+    parser.add_argument("--seed", type=_seed, default=42, help="random seed (default: 42)")
     parser.add_argument("--limit", type=_positive_int, help="train on the first N images only")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --output")
     parser.add_argument(
         "--augment",
+        type=_text,
         metavar="LIST",
         help="augmentations: all, none, or some of styles,rotate,zoom,shear,translate,stroke,"
         "elastic,blur,contrast (default: the recipe's: all but elastic for cnn, none for seed)",
     )
     parser.add_argument(
         "--extra-data",
-        type=Path,
+        type=_path,
         metavar="DIR",
         help="your own labelled digits, DIR/0/*.png ... DIR/9/*.png, mixed into training",
     )
@@ -109,20 +169,21 @@ def _add_tune(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "folder",
-        type=Path,
+        type=_path,
         metavar="DIR",
         help="your labelled drawings, DIR/0/*.png ... DIR/9/*.png (what serve --collect saves)",
     )
-    parser.add_argument("--output", type=Path, required=True, help="where to save the model")
+    parser.add_argument("--output", type=_path, required=True, help="where to save the model")
     parser.add_argument(
         "--from",
+        type=_text,
         dest="source",
         metavar="MODEL",
         help=f"the model to start from: a model's name ({', '.join(registry.names())}) or a "
         f".keras file (default: {registry.DEFAULT_MODEL})",
     )
     parser.add_argument("--steps", type=_positive_int, help="training steps (default: 100)")
-    parser.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
+    parser.add_argument("--seed", type=_seed, default=42, help="random seed (default: 42)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --output")
     _add_data_dir(parser)
     parser.set_defaults(run=_tune)
@@ -136,7 +197,7 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     _add_data_dir(parser)
     parser.add_argument(
         "--drawings",
-        type=Path,
+        type=_path,
         action="append",
         metavar="DIR",
         help="score on labelled drawings instead (DIR/labels.csv with file,label, or "
@@ -144,7 +205,7 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--numbers",
-        type=Path,
+        type=_path,
         action="append",
         metavar="DIR",
         help="score on photos or drawings of whole numbers instead (DIR/labels.csv with "
@@ -152,7 +213,7 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--nondigits",
-        type=Path,
+        type=_path,
         action="append",
         metavar="DIR",
         help='how many images that are not digits are answered "not a digit" (DIR of images, '
@@ -168,7 +229,7 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
         "--report",
-        type=Path,
+        type=_path,
         metavar="DIR",
         help="also write pictures, tables and an index.html of the results into DIR",
     )
@@ -178,7 +239,9 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
 
 def _add_predict(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("predict", help="read the digit in image files or folders")
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    parser.add_argument(
+        "paths", nargs="+", type=_path, metavar="PATH", help="image files or folders"
+    )
     _add_model(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--show", action="store_true", help="show what the model saw")
@@ -189,13 +252,13 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--preview",
-        type=Path,
+        type=_path,
         metavar="DIR",
         help="save a picture of what the model saw (with --number: the boxes on the photo)",
     )
     parser.add_argument(
         "--output",
-        type=Path,
+        type=_path,
         metavar="FILE",
         help="write one row per image to FILE (.csv, or .parquet: a folder of parts) as it "
         "goes; a rerun with the same FILE resumes where an interrupted one stopped",
@@ -226,9 +289,7 @@ def _add_gallery(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--split", choices=("train", "test"), default="train", help="(default: train)"
     )
-    parser.add_argument(
-        "--digit", type=int, choices=range(10), metavar="N", help="only this digit (0-9)"
-    )
+    parser.add_argument("--digit", type=_digit, metavar="N", help="only this digit (0-9)")
     parser.add_argument("--count", type=_positive_int, default=40, help="images (default: 40)")
     parser.add_argument(
         "--output", type=_png_file, default=Path("gallery.png"), help="(default: gallery.png)"
@@ -240,7 +301,10 @@ def _add_gallery(commands: argparse._SubParsersAction) -> None:
 def _add_serve(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("serve", help="serve the drawing page and the JSON API")
     parser.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, only here)"
+        "--host",
+        type=_text,  # An empty host would listen on every interface, not on none.
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, only here)",
     )
     parser.add_argument("--port", type=_port, default=8000, help="(default: 8000)")
     _add_model(parser)
@@ -273,7 +337,7 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--collect",
-        type=Path,
+        type=_path,
         metavar="DIR",
         help="let people correct a wrong answer on the page, saving their drawings, labelled, "
         "in DIR/<digit>/ for `handwritten tune DIR` (default: no correcting, nothing saved)",
@@ -299,6 +363,7 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--model",
+        type=_text,
         action="append",
         help="a model's name or a .keras file; repeat for several (default: every shipped model)",
     )
@@ -311,16 +376,20 @@ def _add_models(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=_models)
 
 
+# Argument types: argparse shows their message, so each says in words what it wants (a
+# ValueError would show the function's name instead: "invalid _positive_int value").
+
+
 def _port(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text, "a port number from 1 to 65535")
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, not {text}")
     return value
 
 
 def _png_file(text: str) -> Path:
-    if not text.lower().endswith(".png"):
-        raise argparse.ArgumentTypeError(f"must be a .png file, not {text}")
+    if Path(text).suffix.lower() != ".png":  # Not text.endswith: ".png" alone is a name.
+        raise argparse.ArgumentTypeError(f"must be a .png file, not {text!r}")
     return Path(text)
 
 
@@ -335,18 +404,60 @@ def _seconds(text: str) -> float:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text, "a whole number above 0")
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text}")
+        raise argparse.ArgumentTypeError(f"must be a whole number above 0, not {text}")
     return value
+
+
+SEEDS = 2**32
+"""Seeds NumPy, TensorFlow and Python's random all take: 0 to 2**32 - 1."""
+
+
+def _seed(text: str) -> int:
+    value = _whole_number(text, f"a whole number from 0 to {SEEDS - 1}")
+    if not 0 <= value < SEEDS:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number from 0 to {SEEDS - 1}, not {text}"
+        )
+    return value
+
+
+def _digit(text: str) -> int:
+    if text.strip() not in [str(digit) for digit in range(10)]:
+        raise argparse.ArgumentTypeError(f"must be a digit from 0 to 9, not {text!r}")
+    return int(text)
+
+
+def _whole_number(text: str, wanted: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {wanted}, not {text!r}") from None
+
+
+def _path(text: str) -> Path:
+    """A file or folder name; an empty one is refused, as Path("") would mean this folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must be a file or folder name, not {text!r}")
+    return Path(text)
+
+
+def _text(text: str) -> str:
+    """A name or a list (a model, augmentations): empty would silently mean the default."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must not be empty, not {text!r}")
+    return text
 
 
 def _train(args: argparse.Namespace) -> int:
     from handwritten import api
+
+    api.check_new_model(args.output, args.force)
     from handwritten.augment import parse_augmentations
     from handwritten.data import load_digit_folders
 
-    augmentations = parse_augmentations(args.augment) if args.augment else None
+    augmentations = None if args.augment is None else parse_augmentations(args.augment)
     extra = None
     if args.extra_data:
         extra, problems = load_digit_folders(args.extra_data)
@@ -398,7 +509,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     from handwritten.evaluate import format_report
 
     if args.drawings or args.numbers or args.nondigits:
+        if args.report:
+            raise HandwrittenError(
+                "--report draws MNIST's test set; with --drawings, --numbers or --nondigits "
+                "there is no report to write: leave out --report (--json gives every figure)."
+            )
         return _evaluate_labelled(args, api.load(args.model, args.runtime))
+    if args.record:
+        raise HandwrittenError(
+            "--record keeps scores on --drawings, --numbers or --nondigits in the model's "
+            "card (its MNIST test figures are recorded when it is trained): add one of those "
+            "options, or leave out --record."
+        )
     mnist = load_mnist(args.data_dir)  # A broken MNIST file is named before a model loads.
     classifier = api.load(args.model, args.runtime)
     scored = api.evaluate(classifier, mnist)
@@ -441,7 +563,7 @@ def _labelled_summary(result: dict) -> str:
     if "refused" in result:
         lines = [f"{result['folder']}: {result['refused']:.1%} of {result['images']} refused"]
         lines += [
-            f"  {seen['path']}: read as {seen['read']} ({seen['confidence']:.1%})"
+            _one_line(f"  {seen['path']}: read as {seen['read']} ({seen['confidence']:.1%})")
             for seen in result["still_read_as_digit"]
         ]
         return "\n".join(lines)
@@ -449,8 +571,25 @@ def _labelled_summary(result: dict) -> str:
     if "sure" in result:
         right = result["sure_accuracy"]
         line += f"; {result['sure']:.1%} sure" + (f", {right:.1%} of those right" if right else "")
-    misses = [f"  {m['path']}: {m['label']} read as {m['read']}" for m in result["wrong"]]
+    misses = [
+        _one_line(f"  {m['path']}: {m['label']} read as {m['read']}") for m in result["wrong"]
+    ]
     return "\n".join([line, *misses])
+
+
+CONTROL_CHARACTERS = {code: f"\\x{code:02x}" for code in [*range(32), 127]} | {
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\t"): "\\t",
+}
+
+
+def _one_line(text: str) -> str:
+    """A line of text output with control characters escaped as Python writes them: a file
+    name holding a newline must not break the one-line-per-image output in two. A name's
+    bytes that are not UTF-8 are escaped too, as a UTF-8 terminal would refuse them."""
+    escaped = text.translate(CONTROL_CHARACTERS)
+    return escaped.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -478,12 +617,14 @@ def _print_results(results: Iterable, args: argparse.Namespace, keep: bool) -> t
 
     kept, count, failed = [], 0, False
     for result in results:
-        tqdm.write(json.dumps(result.to_json()) if args.json else result.describe())
+        tqdm.write(json.dumps(result.to_json()) if args.json else _one_line(result.describe()))
         count, failed = count + 1, failed or bool(result.error)
         if keep:
             kept.append(result)
     if not count:
-        raise HandwrittenError(f"{' '.join(args.paths)}: no image files found (.png, .jpg, ...).")
+        raise HandwrittenError(
+            f"{' '.join(map(str, args.paths))}: no image files found (.png, .jpg, ...)."
+        )
     return (1 if failed else 0), kept
 
 

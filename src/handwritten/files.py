@@ -10,15 +10,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from handwritten.errors import HandwrittenError
+
 
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds.
 
-    The temporary name keeps the suffix, because Keras picks the format from it.
+    The temporary name keeps the suffix, because Keras picks the format from it. A folder
+    that cannot be made or written in is a HandwrittenError naming it.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    make_folder(path.parent)
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    except OSError as exc:
+        raise HandwrittenError(
+            f"{path}: cannot be written in {path.parent} ({exc.strerror}); choose another place."
+        ) from None
     os.close(fd)
     temporary = Path(name)
     os.chmod(temporary, 0o666 & ~_umask())
@@ -27,6 +35,21 @@ def atomic_path(path: Path) -> Iterator[Path]:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def make_folder(folder: Path) -> None:
+    """Make `folder` and its parents, or say in one line why not: a file in the way (say
+    `--output afile/out.csv`) or a folder one may not write in is the user's to fix."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise HandwrittenError(
+            f"{folder}: cannot be made, a file is in the way; choose another place."
+        ) from None
+    except OSError as exc:
+        raise HandwrittenError(
+            f"{folder}: cannot be made ({exc.strerror}); choose another place."
+        ) from None
 
 
 def _umask() -> int:

@@ -40,6 +40,13 @@ HISTORY_PANELS = {"loss": ("loss",), "accuracy": ("accuracy", "digit_accuracy")}
 """Each panel's title and the metrics drawn in it, its own first."""
 
 
+def as_drawn(name: str) -> str:
+    """A file name as a title can draw it: bytes that are not UTF-8 (kept by Python as lone
+    surrogates) written as escapes. Titles holding names are also drawn with
+    parse_math=False, or `a$\\frac$.png` would be read as TeX and fail."""
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def prediction_figure(prediction: Prediction) -> Figure:
     """The input as drawn, the 28x28 image the model saw, and the ten probabilities."""
     figure, (drawn, seen, bars) = plt.subplots(
@@ -58,7 +65,7 @@ def prediction_figure(prediction: Prediction) -> Figure:
     bars.set_xticks(range(10))
     bars.set_ylim(0, 1)
     bars.set_title(prediction.answer())
-    figure.suptitle(prediction.path)
+    figure.suptitle(as_drawn(prediction.path), parse_math=False)
     figure.tight_layout()
     return figure
 
@@ -122,7 +129,10 @@ def number_figure(reading: NumberReading) -> Figure:
             xytext=(0, 4),
             textcoords="offset points",
         )
-    photo.set_title(f"{Path(reading.path).name}: read {reading.number or 'no digits'}")
+    photo.set_title(
+        f"{as_drawn(Path(reading.path).name)}: read {reading.number or 'no digits'}",
+        parse_math=False,
+    )
     for index, digit in enumerate(reading.digits):
         seen = figure.add_subplot(grid[1, index])
         seen.imshow(_seen(digit), cmap="gray", vmin=0, vmax=255)
