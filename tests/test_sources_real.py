@@ -13,10 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import MNIST_DIR
 
 from handwritten import sources
 from handwritten.cli import main
 from handwritten.sources import _core
+
+MNIST = ["--data-dir", str(MNIST_DIR)]
 
 pytestmark = pytest.mark.integration
 
@@ -136,32 +139,32 @@ def test_the_cnn_reads_little_of_the_same_digits_upside_down(loaded, cnn_model) 
 
 @pytest.mark.parametrize("name", sources.names())
 def test_status_verified(name: str) -> None:
-    status = sources.status(name)
+    status = sources.status(name, MNIST[1] if name == "mnist" else None)
     assert status["checksums"] == "verified"
     assert status["digits"] == sources.get(name).digits
     assert status["licence"] == sources.get(name).licence
 
 
 def test_sources_verb_lists_every_source_verified(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["sources", "--json"]) == 0
+    assert main(["sources", "--json", *MNIST]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [row["name"] for row in rows] == sources.names()
     assert {row["checksums"] for row in rows} == {"verified"}
-    assert main(["sources"]) == 0
+    assert main(["sources", *MNIST]) == 0
     table = capsys.readouterr().out
     assert "unipen-1a" in table
     assert "research use only" in table
 
 
 def test_sources_verb_shows_what_is_missing(tmp_path: Path, capsys) -> None:
-    assert main(["sources", "--writers-dir", str(tmp_path), "--json"]) == 0
+    assert main(["sources", "--writers-dir", str(tmp_path), "--json", *MNIST]) == 0
     rows = {row["name"]: row for row in map(json.loads, capsys.readouterr().out.splitlines())}
     assert {rows[name]["checksums"] for name in WRITERS} == {"missing"}
     assert rows["mnist"]["checksums"] == "verified"
 
 
 def test_preview_draws_a_grid_per_source(tmp_path: Path, loaded, capsys) -> None:
-    assert main(["sources", "--preview", str(tmp_path)]) == 0
+    assert main(["sources", "--preview", str(tmp_path), *MNIST]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.png" for n in sources.names())
     assert f"saved {tmp_path / 'usps.png'}" in capsys.readouterr().out
 
