@@ -673,3 +673,14 @@ def test_the_mirror_setting_replaces_the_public_homes(
     monkeypatch.setenv(sources.MIRROR_ENV, url + "/")
     assert _core.load_source(source, _parse_bars).chars.tolist() == ["1", "1", "+"]
     assert requests == ["/tiny/bars.json"]
+
+
+def test_a_cache_that_cannot_be_made_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("the cache folder's parent is a file")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(in_the_way))
+    with pytest.raises(DataError, match=f"cannot write usps into {in_the_way}/") as caught:
+        sources.load("usps")
+    assert sources.WRITERS_DIR_ENV in str(caught.value)

@@ -190,7 +190,7 @@ def _verify(path: Path, expected: str, source: Source, remedy: str) -> None:
 
 def _download(source: Source, folder: Path, names: Sequence[str]) -> None:
     mirror = os.environ.get(MIRROR_ENV, "").strip().rstrip("/")
-    with download.exclusive(folder, _set_folder(source)):
+    with download.exclusive(folder, source.name, _set_folder(source)):
         download.remove_partial_downloads(folder)
         for name in names:
             if (folder / name).is_file():
