@@ -25,9 +25,9 @@ drops the lock when the process ends, however it ends, so a kill leaves nothing 
 
 from __future__ import annotations
 
-import functools
 import contextlib
 import fcntl
+import functools
 import hashlib
 import itertools
 import json
