@@ -213,6 +213,9 @@ def test_an_empty_model_name_is_refused_by_the_api() -> None:
 
     with pytest.raises(ModelError, match="empty name"):
         api.load("")
+    for folder in (".", "/"):  # Found by the CLI property tests: ValueError from pathlib.
+        with pytest.raises(ModelError, match=f"^{folder}: is a folder, not a model file"):
+            api.load(folder)
 
 
 def test_a_file_name_with_a_newline_stays_on_one_line(

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, USER_DIGITS
 from drawings import draw
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -149,8 +149,9 @@ PREDICT_FLAGS = {
     "--json": None,
     "--number": None,
     "--preview": odd_values,
-    "--output": odd_values,
-    "--chunk": odd_values,
+    "--output": st.sampled_from(["out.csv", "out.parquet", "é/out.csv", "a\nb.parquet"])
+    | odd_values,
+    "--chunk": st.integers(1, 4).map(str) | odd_values,
     "--model": st.sampled_from(["seed", "", "nowhere.keras", "model.keras", "afile", "."]),
     "--runtime": st.sampled_from(["onnx", "auto", "x", ""]),
 }
@@ -164,6 +165,8 @@ def predict_commands(draw_from: st.DrawFn) -> list[str]:
         argv += [flag] if value is None else [flag, draw_from(value)]
     if "--model" not in argv:
         argv += ["--model", "seed", "--runtime", "onnx"]
+    if draw_from(st.booleans()):  # Half the runs write a file: resuming is the riskiest part.
+        argv += ["--output", draw_from(PREDICT_FLAGS["--output"])]
     return argv
 
 
@@ -191,6 +194,7 @@ def test_predict_with_random_flags_ends_in_a_documented_status(
             status = exit_info.code
         captured = capsys.readouterr()
         assert status in STATUSES, (argv, captured.err)
+        event(f"status {status}" + (", rows written" if "rows written" in captured.err else ""))
         if status == 2:
             assert "handwritten predict: error: " in captured.err
         for line in captured.err.splitlines():
@@ -245,6 +249,7 @@ def test_evaluate_on_any_labels_csv_scores_or_names_the_problem(
         status = main(["evaluate", "--model", "seed", "--runtime", "onnx", option, str(folder)])
     captured = capsys.readouterr()
     assert status in (0, 1)
+    event(f"status {status}")
     if status == 1:
         assert captured.err.startswith(f"handwritten: error: {folder}")
         assert captured.err.count("\n") == 1
