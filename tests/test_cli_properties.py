@@ -149,7 +149,9 @@ PREDICT_FLAGS = {
     "--json": None,
     "--number": None,
     "--preview": odd_values,
-    "--output": st.sampled_from(["out.csv", "out.parquet", "é/out.csv", "a\nb.parquet"])
+    "--output": st.sampled_from(
+        ["out.csv", "out.parquet", "é/out.csv", "a\nb.parquet", "/proc/r.csv"]
+    )
     | odd_values,
     "--chunk": st.integers(1, 4).map(str) | odd_values,
     "--model": st.sampled_from(["seed", "", "nowhere.keras", "model.keras", "afile", "."]),
