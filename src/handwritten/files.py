@@ -32,9 +32,18 @@ def atomic_path(path: Path) -> Iterator[Path]:
     os.chmod(temporary, 0o666 & ~_umask())
     try:
         yield temporary
-        os.replace(temporary, path)
+        _replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _replace(temporary: Path, path: Path) -> None:
+    try:
+        os.replace(temporary, path)
+    except IsADirectoryError:
+        raise HandwrittenError(
+            f"{path}: is a folder, so it cannot be written as a file; choose another name."
+        ) from None
 
 
 def make_folder(folder: Path) -> None:
