@@ -565,3 +565,16 @@ def test_a_record_of_an_earlier_version_resumes_on_its_last_path(
     bulk.sidecar(output).write_text(json.dumps({**older, "last": "elsewhere.png"}))
     with pytest.raises(HandwrittenError, match="inputs changed"):
         bulk.write_results([drawings], classifier, output, chunk=40)
+
+
+@pytest.mark.parametrize("where", ["/proc/r.csv", "taken.csv"])
+def test_an_output_whose_lock_cannot_be_made_is_refused_by_name(
+    where: str, tmp_path: Path, drawings: Path, classifier: api.Classifier
+) -> None:
+    """Found by the CLI property tests: the lock file that cannot be made (a folder where no
+    file may be created, or a folder in its place) was a FileNotFoundError traceback."""
+    output = Path(where) if where.startswith("/") else tmp_path / where
+    if not where.startswith("/"):
+        (tmp_path / "taken.csv.lock").mkdir()
+    with pytest.raises(HandwrittenError, match=rf"^--output {output}: its lock file .* cannot be"):
+        bulk.write_results([drawings], classifier, output)

@@ -213,6 +213,9 @@ def test_an_empty_model_name_is_refused_by_the_api() -> None:
 
     with pytest.raises(ModelError, match="empty name"):
         api.load("")
+    for folder in (".", "/"):  # Found by the CLI property tests: ValueError from pathlib.
+        with pytest.raises(ModelError, match=f"^{folder}: is a folder, not a model file"):
+            api.load(folder)
 
 
 def test_a_file_name_with_a_newline_stays_on_one_line(
@@ -268,3 +271,21 @@ def test_odd_file_names_are_previewed_and_written_to_csv_and_parquet(
 
     assert pq.read_table(tmp_path / "r.parquet").column("path").to_pylist() == [shown]
     capsys.readouterr()
+
+
+def test_a_folder_in_place_of_a_file_to_write_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Found by hand after the property tests: a folder where the job record (or a gallery)
+    goes ended in IsADirectoryError from os.replace."""
+    (tmp_path / "r.csv.job.json").mkdir()
+    (tmp_path / "g.png").mkdir()
+    command = ["predict", "--output", str(tmp_path / "r.csv"), str(ROOT / "digits")]
+    assert main(command) == 1
+    assert main(["gallery", "--output", str(tmp_path / "g.png"), "--data-dir", str(MNIST_DIR)]) == 1
+    errors = capsys.readouterr().err.splitlines()
+    assert errors == [
+        f"handwritten: error: {tmp_path / name}: is a folder, so it cannot be written as a file; "
+        "choose another name."
+        for name in ("r.csv.job.json", "g.png")
+    ]

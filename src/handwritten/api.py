@@ -79,6 +79,8 @@ def load(model: Source | None = None, runtime: str | None = None) -> Classifier:
     """
     if model is not None and not str(model).strip():
         raise ModelError("the model is an empty name; give a model's name or a model file.")
+    if model is not None and not Path(model).name:  # ".", "/": no file name to add .onnx to
+        raise ModelError(f"{model}: is a folder, not a model file; pass a .keras file.")
     return load_classifier(model, runtime)
 
 

@@ -146,7 +146,7 @@ def _locked(output: Path) -> Iterator[None]:
     lock = output.with_name(output.name + ".lock")
     files.make_folder(output.parent)
     while True:
-        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        descriptor = _open_lock(lock, output)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -163,6 +163,16 @@ def _locked(output: Path) -> Iterator[None]:
     finally:
         lock.unlink(missing_ok=True)
         os.close(descriptor)
+
+
+def _open_lock(lock: Path, output: Path) -> int:
+    try:
+        return os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise HandwrittenError(
+            f"--output {output}: its lock file {lock} cannot be made ({exc.strerror}); "
+            "choose another --output."
+        ) from None
 
 
 def _same_file(descriptor: int, path: Path) -> bool:

@@ -13,6 +13,12 @@ from typing import Any
 from handwritten.errors import HandwrittenError
 
 
+class WriteError(HandwrittenError, OSError):
+    """A file that cannot be written where asked: a HandwrittenError, whose message the user
+    sees, and still an OSError for callers that add their own advice to one (a training run
+    that cannot save says where its finished epochs are kept)."""
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds.
@@ -24,7 +30,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     try:
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
     except OSError as exc:
-        raise HandwrittenError(
+        raise WriteError(
             f"{path}: cannot be written in {path.parent} ({exc.strerror}); choose another place."
         ) from None
     os.close(fd)
@@ -32,9 +38,18 @@ def atomic_path(path: Path) -> Iterator[Path]:
     os.chmod(temporary, 0o666 & ~_umask())
     try:
         yield temporary
-        os.replace(temporary, path)
+        _replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _replace(temporary: Path, path: Path) -> None:
+    try:
+        os.replace(temporary, path)
+    except IsADirectoryError:
+        raise WriteError(
+            f"{path}: is a folder, so it cannot be written as a file; choose another name."
+        ) from None
 
 
 def make_folder(folder: Path) -> None:
@@ -43,11 +58,11 @@ def make_folder(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise HandwrittenError(
+        raise WriteError(
             f"{folder}: cannot be made, a file is in the way; choose another place."
         ) from None
     except OSError as exc:
-        raise HandwrittenError(
+        raise WriteError(
             f"{folder}: cannot be made ({exc.strerror}); choose another place."
         ) from None
 
