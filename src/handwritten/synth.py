@@ -404,8 +404,12 @@ def _cell_scene(ink: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, 
     fill = rng.uniform(0.1, 0.9)
     cell_h = int(h / fill)
     cell_w = int(max(w / rng.uniform(0.3, 0.95), cell_h * rng.uniform(0.4, 2.5)))
+    # A little paper all round, mostly: the cell's rules may touch the digits, not cut them off.
+    pad = int(unit * rng.uniform(0.05, 0.2))
+    cell_h, cell_w = cell_h + 2 * pad, cell_w + 2 * pad
     paper = _paper(cell_h, cell_w, rng, ("white", "grey", "yellowed", "yellowed"))
-    left, top = _place(ink, (cell_h, cell_w), rng)
+    left, top = _place(ink, (cell_h - 2 * pad, cell_w - 2 * pad), rng)
+    left, top = left + pad, top + pad
     _write_on(paper, ink, left, top, rng)
     if rng.random() < 0.3 and top + h + unit * 0.3 < cell_h:
         _underline(paper, rng, (left, top + h), w, unit)
@@ -569,7 +573,9 @@ def _camera(
     if scene != "drawing":
         turn = {"photo": 8.0, "line": 3.0, "cell": 2.0}[scene]
         tilt = {"photo": 0.06, "line": 0.02, "cell": 0.01}[scene]
-        image, box = _warp(image, box, rng.normal(0, turn / 2), tilt * rng.random(), rng)
+        warped, moved = _warp(image, box, rng.normal(0, turn / 2), tilt * rng.random(), rng)
+        if _inside(moved, warped.shape):  # else the turn would cut digits off: keep it square
+            image, box = warped, moved
         sigma = rng.choice([0, rng.uniform(0.3, 1.2)], p=[0.4, 0.6])
         if sigma:
             image = cv2.GaussianBlur(image, (0, 0), sigma)
@@ -585,6 +591,11 @@ def _camera(
         int(min(height, np.ceil(bottom))),
     )
     return np.clip(image, 0, 255).astype(np.uint8), clipped
+
+
+def _inside(box: tuple, shape: tuple[int, ...]) -> bool:
+    left, top, right, bottom = box
+    return left >= 0 and top >= 0 and right <= shape[1] and bottom <= shape[0]
 
 
 def _warp(
