@@ -30,7 +30,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 
 from handwritten import files
@@ -69,6 +68,8 @@ def preprocessing_spec() -> dict[str, Any]:
 
 def preprocess(crop: np.ndarray) -> np.ndarray:
     """One crop (H, W) grey or (H, W, 3) RGB uint8 -> (READER_HEIGHT, w) uint8, ink white."""
+    import cv2  # here, not at the top: the registry (and so the CLI's start) imports this module
+
     grey = crop if crop.ndim == 2 else cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
     grey = grey.astype(np.float32)
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
