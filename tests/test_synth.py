@@ -191,3 +191,17 @@ def test_evaluate_numbers_reports_the_character_error_rate(tmp_path: Path, seed_
     assert result["accuracy"] == sum(r == t for r, t in zip(read, labels, strict=True)) / 8
     for miss in result["wrong"]:
         assert miss["edits"] == edit_distance(miss["read"] or "", miss["label"]) > 0
+
+
+@pytest.mark.parametrize("scene", ["line", "cell", "photo"])
+def test_the_camera_never_turns_ink_out_of_the_frame(scene: str) -> None:
+    """A number filling its crop to within two pixels: a turn or tilt that would push some
+    of it out of the image is not made, so the label never names digits the image lost."""
+    paper = np.full((100, 400, 3), 255.0, np.float32)
+    paper[2:98, 2:12] = paper[2:98, 388:398] = 0.0  # a 1 at each end, up to the box's edges
+    box = (2, 2, 398, 98)
+    before = np.count_nonzero(paper[..., 0] < 128)
+    for seed in range(20):
+        image, moved = synth._camera(paper.copy(), box, scene, np.random.default_rng(seed))
+        after = np.count_nonzero(image[..., 0] < 128)
+        assert after >= 0.97 * before, (seed, moved)
