@@ -103,6 +103,10 @@ def test_the_reader_reads_strings_of_digits(trained) -> None:
     assert len(read) == 6
     assert all(text == "" or text.isdigit() for text in read)
     assert all(len(text) <= length for text, length in zip(read, lengths, strict=True))
+    # Straight from crops as a finder gives them, in either polarity.
+    direct = reader.read_crops(model, [crop(), crop(dark_on_light=False)])
+    assert len(direct) == 2
+    assert all(text == "" or text.isdigit() for text in direct)
 
 
 def test_saved_reader_loads_safely_with_its_card(trained) -> None:
