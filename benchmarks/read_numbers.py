@@ -2,7 +2,9 @@
 
 Reads `../shared/numbers` (labels.csv: file,label; labels are strings, leading zeros kept)
 through `api.read_numbers`, exactly as `handwritten predict --number` does, and prints how
-many are read exactly, each failure (expected and read) and the time per image; then the
+many are read exactly, the character error rate, each failure (expected and read) and the
+time per image; the same two rates on the generator's validation images (200 composed by
+`api.synth_numbers` with seed 2024 from the writers in `../shared/writers`); then the
 single-digit sets `../shared/photos` and `../shared/user-digits` through `api.predict`.
 
     .venv/bin/python benchmarks/read_numbers.py [--model cnn] [--runtime onnx] [-v]
@@ -12,11 +14,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
 from handwritten import api
+from handwritten.evaluate import character_error_rate
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / ".." / "shared"
@@ -25,20 +30,33 @@ SHARED = ROOT / ".." / "shared"
 def numbers(classifier: api.Classifier, folder: Path, verbose: bool) -> dict:
     with open(folder / "labels.csv", newline="", encoding="utf-8") as table:
         rows = [(folder / row["file"], row["label"]) for row in csv.DictReader(table)]
-    exact, seconds = 0, []
+    exact, seconds, read = 0, [], []
     for path, label in rows:
         started = time.perf_counter()
         (reading,) = api.read_numbers([path], classifier)
         seconds.append(time.perf_counter() - started)
         exact += reading.number == label
+        read.append(reading.number)
         if verbose and reading.number != label:
             print(f"  {path.name}: expected {label}, read {reading.number}")
     return {
         "exact": exact,
         "images": len(rows),
+        "cer": character_error_rate(read, [label for _, label in rows]),
         "median_seconds": statistics.median(seconds),
         "max_seconds": max(seconds),
     }
+
+
+SYNTH_SEED = 2024
+
+
+def synthetic(classifier: api.Classifier, writers: Path, count: int = 200) -> dict:
+    """The generator's validation images, made afresh (the same every run) and scored."""
+    os.environ.setdefault("HANDWRITTEN_WRITERS_DIR", str(writers))
+    with tempfile.TemporaryDirectory() as folder:
+        made = api.synth_numbers(count, Path(folder) / "numbers", seed=SYNTH_SEED)
+        return api.evaluate_numbers(made.folder, classifier)
 
 
 def main() -> None:
@@ -53,6 +71,12 @@ def main() -> None:
     print(
         f"numbers: {read['exact']}/{read['images']} read exactly; per image median "
         f"{read['median_seconds'] * 1000:.0f} ms, max {read['max_seconds'] * 1000:.0f} ms"
+    )
+    print(f"numbers: character error rate {read['cer']:.1%}")
+    generated = synthetic(classifier, args.shared / "writers")
+    print(
+        f"generated numbers (200, seed {SYNTH_SEED}): {generated['correct']}/"
+        f"{generated['images']} read exactly; character error rate {generated['cer']:.1%}"
     )
     for name in ("photos", "user-digits"):
         result = api.evaluate_drawings(args.shared / name, classifier)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import ROOT
 from drawings import draw
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from handwritten.predict import find_images, predict_files, read_numbers
 
@@ -107,7 +107,7 @@ def test_read_a_year_composed_from_people_drawings(user_digits, seed_model, tmp_
     [reading] = read_numbers([composed], seed_model)
     assert reading.number == "1984"
     assert [d["digit"] for d in reading.to_json()["digits"]] == year
-    assert reading.describe().startswith(f"{composed}: 1984 (least sure digit")
+    assert reading.describe().startswith(f"{composed}: 1984 ({reading.status}, least sure digit")
 
 
 def test_read_number_of_a_bad_file(tmp_path: Path, seed_model) -> None:
@@ -116,6 +116,7 @@ def test_read_number_of_a_bad_file(tmp_path: Path, seed_model) -> None:
     assert reading.number is None
     assert "bad.png" in reading.error
     assert reading.to_json()["number"] is None
+    assert reading.to_json()["status"] == "error"
 
 
 @pytest.mark.integration
@@ -132,3 +133,56 @@ def test_sample_drawings_read_by_the_cnn(cnn_model) -> None:
     right = sum(p.digit == int(Path(p.path).name[5]) for p in results)
     print(f"sample drawings: {right}/10 right with the cnn")
     assert right >= 9
+
+
+class FixedRows:
+    """A classifier answering each digit of a number with the next of the given rows."""
+
+    card = None
+
+    def __init__(self, rows: list[list[float]]) -> None:
+        self.rows = np.array(rows, dtype=np.float32)
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        return self.rows[: len(images)]
+
+
+def three_digits(tmp_path: Path) -> Path:
+    row = Image.new("L", (300, 100), 255)
+    drawing = ImageDraw.Draw(row)
+    for left in (20, 120, 220):
+        drawing.line([(left + 30, 15), (left + 30, 85)], fill=0, width=8)
+    row.save(tmp_path / "three.png")
+    return tmp_path / "three.png"
+
+
+SURE_4 = [0.0] * 4 + [1.0] + [0.0] * 6
+DOUBTED_6_OR_5 = [0, 0, 0, 0, 0, 0.4, 0.55, 0, 0, 0, 0.05]
+NOT_A_DIGIT_BUT_8 = [0, 0, 0, 0, 0, 0, 0, 0, 0.18, 0.02, 0.8]
+
+
+def test_every_position_of_a_number_gets_its_best_digit(tmp_path: Path) -> None:
+    """A piece called "not a digit" is still a position: unsure, with its best digit, not
+    "?"; the number holds the best reading and its status says it is unsure."""
+    classifier = FixedRows([SURE_4, DOUBTED_6_OR_5, NOT_A_DIGIT_BUT_8])
+    [reading] = read_numbers([three_digits(tmp_path)], classifier)
+    answer = reading.to_json()
+    assert answer["number"] == "468"
+    assert answer["status"] == "unsure"
+    statuses = [(d["status"], d["digit"], d["alternatives"]) for d in answer["digits"]]
+    assert statuses == [("digit", 4, []), ("unsure", 6, [5]), ("unsure", 8, [9])]
+    assert answer["digits"][2]["not_a_digit"] == pytest.approx(0.8)
+    assert "unsure of 2: 6 or 5?" in reading.describe()
+    assert "3: 8 or 9?" in reading.describe()
+
+
+def test_a_number_whose_every_digit_is_sure_is_sure(tmp_path: Path) -> None:
+    [reading] = read_numbers([three_digits(tmp_path)], FixedRows([SURE_4] * 3))
+    assert (reading.status, reading.number) == ("sure", "444")
+
+
+def test_a_blank_image_holds_no_number(tmp_path: Path) -> None:
+    Image.new("L", (300, 100), 255).save(tmp_path / "blank.png")
+    [reading] = read_numbers([tmp_path / "blank.png"], FixedRows([SURE_4]))
+    assert reading.to_json()["status"] == "no-number"
+    assert reading.number is None

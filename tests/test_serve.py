@@ -103,7 +103,15 @@ def test_every_status_is_an_answer_not_an_error(row, status, digit, alternatives
     )
     assert answer["not_a_digit"] == pytest.approx(row[10])
     assert number.status_code == 200, number.text
-    assert number.json()["number"] == ("?" if digit is None else str(digit))
+    # In a number every position is answered: "not a digit" becomes unsure, with its best digit.
+    best = int(np.argmax(row[:10]))
+    assert number.json()["number"] == str(best)
+    assert number.json()["status"] == ("sure" if status == "digit" else "unsure")
+    [position] = number.json()["digits"]
+    assert (position["status"], position["digit"]) == (
+        "digit" if status == "digit" else "unsure",
+        best,
+    )
 
 
 def test_workers_take_the_runtime_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

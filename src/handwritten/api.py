@@ -23,7 +23,7 @@ import numpy as np
 
 from handwritten import data, files, registry, trust
 from handwritten.errors import DataError, HandwrittenError, ModelError
-from handwritten.evaluate import Evaluation, score
+from handwritten.evaluate import Evaluation, character_error_rate, edit_distance, score
 from handwritten.labels import digit_label, kind_label, number_label, read_labels
 from handwritten.models import SPLITS, card_path, read_card
 from handwritten.predict import (
@@ -39,7 +39,7 @@ from handwritten.predict import (
 from handwritten.runtime import CARD, SOURCE_SHA256, load_classifier, onnx_path, sha256_of
 
 if TYPE_CHECKING:
-    from handwritten import bulk
+    from handwritten import bulk, synth
 
 __all__ = [
     "Classifier",
@@ -63,6 +63,7 @@ __all__ = [
     "read_number",
     "read_numbers",
     "record_development",
+    "synth_numbers",
     "train",
     "tune",
     "write_results",
@@ -248,16 +249,20 @@ def _labelled_outputs(folder: Path, classifier: Classifier) -> tuple[np.ndarray,
 
 
 def evaluate_numbers(folder: Source, classifier: Classifier) -> dict[str, Any]:
-    """Exact readings of labelled numbers: `labels.csv` (file,label, the label the digit
-    string, leading zeros kept). A number counts only with every digit right, none missing
-    or extra."""
+    """Labelled numbers read as the field measures a reader: `labels.csv` (file,label, the
+    label the digit string, leading zeros kept). `accuracy` is the exact-match rate (a
+    number counts only with every digit right, none missing or extra) and `cer` the
+    character error rate (edit distances over label characters, summed over the set)."""
     table = Path(folder) / "labels.csv"
     if not table.is_file():
         raise DataError(f"{table}: missing; give a labels.csv with file,label (the digits).")
     pairs = read_labels(table, number_label)
     paths, labels = [path for path, _ in pairs], [label for _, label in pairs]
     read = [reading.number for reading in read_numbers(paths, classifier)]
-    return _scores(folder, paths, labels, read)
+    result = _scores(folder, paths, labels, read)
+    for miss in result["wrong"]:
+        miss["edits"] = edit_distance(miss["read"] or "", miss["label"])
+    return {**result, "cer": character_error_rate(read, labels)}
 
 
 def _scores(folder: Source, paths: list[Path], labels: list, read: list) -> dict[str, Any]:
@@ -298,8 +303,10 @@ def _labelled_images(folder: Path) -> tuple[list[Path], list[int]]:
     return list(paths), list(labels)
 
 
-RECORDED = ("images", "correct", "accuracy", "answers", "sure", "sure_accuracy", "ece", "refused")
-"""What a development set's result keeps in the card (a number result has the first three;
+RECORDED = (
+    "images", "correct", "accuracy", "cer", "answers", "sure", "sure_accuracy", "ece", "refused"
+)  # fmt: skip
+"""What a development set's result keeps in the card (a number result has the first four;
 a set of non-digits has images, answers and refused)."""
 
 
@@ -481,6 +488,23 @@ def _preview_indices(labels: np.ndarray) -> np.ndarray:
     ]
     chosen.append(rng.permutation(np.flatnonzero(labels < 0))[:PREVIEW_OTHERS])
     return np.concatenate(chosen).astype(np.int64)
+
+
+def synth_numbers(
+    count: int,
+    folder: Source,
+    seed: int = 0,
+    names: Iterable[str] | None = None,
+    writers_dir: Source | None = None,
+    mnist_dir: Source | None = None,
+) -> synth.WrittenSet:
+    """Compose `count` images of handwritten numbers from the training split of the sources
+    (`names`, default all) into a new `folder` with its labels.csv: what `evaluate --numbers`
+    scores and a number reader learns from (see `synth`)."""
+    from handwritten import synth
+
+    bank = synth.load_bank(list(names) if names else None, writers_dir, mnist_dir)
+    return synth.write_numbers(count, folder, bank, seed)
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export(commands)
     _add_models(commands)
     _add_sources(commands)
+    _add_synth(commands)
     return parser
 
 
@@ -400,6 +401,49 @@ def _add_sources(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=_sources)
 
 
+def _add_synth(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "synth", help="compose labelled images of handwritten numbers from real digits"
+    )
+    parser.add_argument("kind", choices=("numbers",), help="what to make (numbers)")
+    parser.add_argument("count", type=_positive_int, metavar="N", help="how many images")
+    parser.add_argument(
+        "folder", type=_path, metavar="DIR", help="a new or empty folder for the images"
+    )
+    parser.add_argument(
+        "--seed", type=_seed, default=0, help="random seed: the same seed makes the same images"
+    )
+    parser.add_argument(
+        "--sources",
+        metavar="LIST",
+        type=_names,
+        help="the sources whose training digits to use, comma-separated "
+        "(default: all; see `handwritten sources`)",
+    )
+    parser.add_argument(
+        "--writers-dir",
+        type=_path,
+        metavar="DIR",
+        help="folder with one sub-folder per source, like ../shared/writers (default: "
+        "$HANDWRITTEN_WRITERS_DIR, else a cache folder, downloading into it when needed)",
+    )
+    _add_data_dir(parser)
+    parser.set_defaults(run=_synth)
+
+
+def _names(text: str) -> list[str]:
+    from handwritten import sources
+
+    chosen = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in sources.names()]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"unknown source {', '.join(unknown) or '(none)'}; choose from "
+            f"{', '.join(sources.names())}"
+        )
+    return chosen
+
+
 # Argument types: argparse shows their message, so each says in words what it wants (a
 # ValueError would show the function's name instead: "invalid _positive_int value").
 
@@ -592,6 +636,8 @@ def _labelled_summary(result: dict) -> str:
         ]
         return "\n".join(lines)
     line = f"{result['folder']}: {result['correct']} of {result['images']} read right"
+    if "cer" in result:
+        line += f" ({result['accuracy']:.1%} exact); character error rate {result['cer']:.1%}"
     if "sure" in result:
         right = result["sure_accuracy"]
         line += f"; {result['sure']:.1%} sure" + (f", {right:.1%} of those right" if right else "")
@@ -718,6 +764,21 @@ def _sources(args: argparse.Namespace) -> int:
             print(json.dumps(row))
         return 0
     print(_sources_table(rows))
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from handwritten import api
+
+    made = api.synth_numbers(
+        args.count,
+        args.folder,
+        seed=args.seed,
+        names=args.sources,
+        writers_dir=args.writers_dir,
+        mnist_dir=args.data_dir,
+    )
+    print(f"saved {made.images} images and {made.labels}")
     return 0
 
 

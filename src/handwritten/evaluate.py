@@ -116,3 +116,27 @@ def format_report(result: Evaluation) -> str:
     for digit, row in enumerate(result.confusion):
         lines.append(f"{digit:>5}" + "".join(f"{count:>6}" for count in row))
     return "\n".join(lines)
+
+
+def edit_distance(read: str, truth: str) -> int:
+    """Levenshtein distance: the fewest characters inserted, deleted or replaced to turn
+    `read` into `truth` (Wagner-Fischer, one row at a time). The locked dependencies hold no
+    edit-distance library outside TensorFlow, which this fast path does not load."""
+    previous = list(range(len(truth) + 1))
+    for i, mine in enumerate(read, start=1):
+        current = [i]
+        for j, theirs in enumerate(truth, start=1):
+            current.append(
+                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (mine != theirs))
+            )
+        previous = current
+    return previous[-1]
+
+
+def character_error_rate(read: list[str | None], truth: list[str]) -> float:
+    """The field's character error rate: edit distances summed over the set, divided by the
+    labels' characters summed (a number not read at all costs its whole length)."""
+    edits = sum(
+        edit_distance(answer or "", label) for answer, label in zip(read, truth, strict=True)
+    )
+    return edits / max(1, sum(len(label) for label in truth))

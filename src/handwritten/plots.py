@@ -115,13 +115,14 @@ def number_figure(reading: NumberReading) -> Figure:
     grid = figure.add_gridspec(2, count, height_ratios=[3, 1])
     photo = figure.add_subplot(grid[0, :])
     photo.imshow(open_image(reading.path).convert("RGBA"))
-    for digit in reading.digits:
+    positions = reading.positions()
+    for digit in positions:
         left, top, right, bottom = digit.box
         photo.add_patch(
             Rectangle((left, top), right - left, bottom - top, fill=False, color="tab:red", lw=2)
         )
         photo.annotate(
-            "?" if digit.digit is None else str(digit.digit),
+            str(digit.digit),
             (left, top),
             color="tab:red",
             fontsize=14,
@@ -133,7 +134,7 @@ def number_figure(reading: NumberReading) -> Figure:
         f"{as_drawn(Path(reading.path).name)}: read {reading.number or 'no digits'}",
         parse_math=False,
     )
-    for index, digit in enumerate(reading.digits):
+    for index, digit in enumerate(positions):
         seen = figure.add_subplot(grid[1, index])
         seen.imshow(_seen(digit), cmap="gray", vmin=0, vmax=255)
         seen.set_title(digit.brief(), fontsize=9)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -177,27 +177,52 @@ def _classify(predictions: list[Prediction], classifier: Classifier) -> None:
             prediction.not_a_digit = float(row[trust.NUM_DIGITS])
 
 
+NUMBER_STATUSES = ("sure", "unsure", "no-number", "error")
+
+
 @dataclass
 class NumberReading:
-    """Several digits side by side in one image, read left to right."""
+    """Several digits side by side in one image, read left to right.
+
+    Every position found gets an answer: its best digit, with a status of its own
+    ("digit" when sure, else "unsure" with `alternatives`). A piece the classifier calls
+    "not a digit" is still a position of the number (a broken stroke, a digit half cut, a
+    round zero), so it too is answered "unsure" with its best digit, keeping the network's
+    `not_a_digit` probability, rather than a "?" that makes a nearly right reading wrong.
+    `status` sums the number up: "sure" (every position sure), "unsure", "no-number" (no
+    ink found) or "error" (the file could not be read).
+    """
 
     path: str
     digits: list[Prediction] = field(default_factory=list)
     error: str | None = None
     size: tuple[int, int] | None = None
 
+    def positions(self) -> list[Prediction]:
+        """Each position's answer, as the number reports it (see the class docstring)."""
+        return [_position(p) for p in self.digits]
+
     @property
     def number(self) -> str | None:
-        """The digits as a string (a number may start with 0, as in a postcode), or None;
-        a mark that is not a digit shows as "?"."""
+        """The best reading of every position as a string (a number may start with 0, as in
+        a postcode), or None when nothing was read."""
         if not self.digits:
             return None
-        return "".join("?" if p.digit is None else str(p.digit) for p in self.digits)
+        return "".join(str(p.digit) for p in self.positions())
+
+    @property
+    def status(self) -> str:
+        if self.error is not None:
+            return "error"
+        if not self.digits:
+            return "no-number"
+        return "sure" if all(p.status == "digit" for p in self.positions()) else "unsure"
 
     def to_json(self) -> dict[str, Any]:
-        digits = [{k: v for k, v in p.to_json().items() if k != "path"} for p in self.digits]
+        digits = [{k: v for k, v in p.to_json().items() if k != "path"} for p in self.positions()]
         return {
             "path": self.path,
+            "status": self.status,
             "number": self.number,
             "digits": digits,
             "error": self.error,
@@ -209,12 +234,23 @@ class NumberReading:
             return f"{self.path}: error: {self.error}"
         if not self.digits:
             return f"{self.path}: no digits found"
-        least = min(p.confidence for p in self.digits)
-        doubts = [
-            f"{i + 1}: {p.answer()}" for i, p in enumerate(self.digits) if p.status != "digit"
-        ]
-        doubt = f"; {', '.join(doubts)}" if doubts else ""
-        return f"{self.path}: {self.number} (least sure digit {least:.1%}{doubt})"
+        positions = self.positions()
+        least = min(p.confidence for p in positions)
+        doubts = [f"{i + 1}: {p.answer()}" for i, p in enumerate(positions) if p.status != "digit"]
+        doubt = f"; unsure of {', '.join(doubts)}" if doubts else ""
+        return f"{self.path}: {self.number} ({self.status}, least sure digit {least:.1%}{doubt})"
+
+
+def _position(prediction: Prediction) -> Prediction:
+    """A digit of a number as the number reports it: "not a digit" becomes "unsure" with
+    the best digit and the runners-up; a sure or unsure digit is kept as it is."""
+    if prediction.status != "not-a-digit" or prediction.probabilities is None:
+        return prediction
+    digits = np.asarray(prediction.probabilities)
+    best = int(digits.argmax())
+    return replace(
+        prediction, status="unsure", digit=best, alternatives=trust.alternatives(digits, best)
+    )
 
 
 def read_number(

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from handwritten import models
+from handwritten import models, reader
 from handwritten.errors import ModelError
 
 
@@ -142,3 +142,40 @@ def resolve_model(name_or_file: str | os.PathLike | None = None) -> Path:
     """Map a model's name (`seed`) or a path to the model file to load; None is the default."""
     choice = str(name_or_file) if name_or_file is not None else DEFAULT_MODEL
     return shipped_path(choice) if choice in MODELS else Path(choice)
+
+
+@dataclass(frozen=True)
+class ReaderSpec:
+    """One named sequence reader (`reader.py`: it reads a whole line or cell, not one digit):
+    its network, recipe and the file it would ship as; `preprocessing` is what its card
+    records beside the weights, so a reader file says how to prepare its input."""
+
+    name: str
+    summary: str
+    build: Callable[..., Any] = field(repr=False)
+    recipe: reader.ReaderRecipe
+    shipped_file: str
+    preprocessing: Callable[[], dict[str, Any]] = field(repr=False)
+
+
+READERS: dict[str, ReaderSpec] = {
+    spec.name: spec
+    for spec in (
+        ReaderSpec(
+            name="crnn",
+            summary="4 conv blocks, a bidirectional LSTM over the columns, CTC; not shipped yet",
+            build=reader.build_crnn,
+            recipe=reader.ReaderRecipe(),
+            shipped_file="handwritten-reader.keras",
+            preprocessing=reader.preprocessing_spec,
+        ),
+    )
+}
+
+
+def get_reader(name: str) -> ReaderSpec:
+    """The spec of a named reader; an unknown name is an error that lists the known ones."""
+    try:
+        return READERS[name]
+    except KeyError:
+        raise ModelError(f"reader {name}: unknown; choose one of {', '.join(READERS)}.") from None

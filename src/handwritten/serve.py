@@ -114,8 +114,13 @@ class DigitOut(PredictionOut):
 class NumberOut(BaseModel):
     """The digits of one number written on a line, read left to right."""
 
+    status: Literal["sure", "unsure"] = Field(
+        description='"sure" when every digit is sure, else "unsure" (see each digit\'s status)'
+    )
     number: str = Field(
-        description='the digits in reading order, as a string; "?" for a mark that is not a digit'
+        description="the best reading of every digit, in reading order, as a string; a digit "
+        'the model doubts (even one it takes for "not a digit") is its best guess, marked '
+        '"unsure" in `digits`'
     )
     digits: list[DigitOut] = Field(description="each digit, left to right")
     width: int = Field(description="the image's width in pixels, after EXIF rotation")
@@ -286,8 +291,12 @@ def read_digits(classifier: Classifier, data: bytes, name: str) -> NumberOut:
     if not reading.digits:
         raise HTTPException(422, _no_ink(name))
     width, height = reading.size
-    digits = [DigitOut(**_prediction_out(p).model_dump(), box=list(p.box)) for p in reading.digits]
-    return NumberOut(number=reading.number, digits=digits, width=width, height=height)
+    digits = [
+        DigitOut(**_prediction_out(p).model_dump(), box=list(p.box)) for p in reading.positions()
+    ]
+    return NumberOut(
+        status=reading.status, number=reading.number, digits=digits, width=width, height=height
+    )
 
 
 def _no_ink(name: str) -> str:

@@ -102,7 +102,7 @@ def judge(probabilities: np.ndarray, thresholds: Thresholds) -> Judgement:
         return Judgement(status, None, [])
     digits = digit_probabilities(probabilities)
     best = int(digits.argmax())
-    return Judgement(status, best, _alternatives(digits, best) if status == "unsure" else [])
+    return Judgement(status, best, alternatives(digits, best) if status == "unsure" else [])
 
 
 def statuses(probabilities: np.ndarray, thresholds: Thresholds) -> np.ndarray:
@@ -113,7 +113,7 @@ def statuses(probabilities: np.ndarray, thresholds: Thresholds) -> np.ndarray:
     return np.where(rejected, "not-a-digit", np.where(sure, "digit", "unsure"))
 
 
-def _alternatives(digits: np.ndarray, best: int) -> list[int]:
+def alternatives(digits: np.ndarray, best: int) -> list[int]:
     """The other digits worth naming, most probable first; at least the runner-up."""
     order = [int(d) for d in np.argsort(-digits, kind="stable") if d != best]
     named = [d for d in order[:MAX_ALTERNATIVES] if digits[d] >= ALTERNATIVE_FLOOR]

@@ -327,11 +327,15 @@ function showPrediction(answer, source) {
 }
 
 function showNumber(answer, source, boxes) {
+  // Every digit is the model's best reading; when the number is "unsure", the doubted
+  // digits are marked (each says what else it could be).
   const doubts = answer.digits.filter((digit) => digit.status !== "digit").length;
   const count = answer.digits.length === 1 ? "1 digit" : `${answer.digits.length} digits`;
   statusLine.textContent =
     `The model reads ${source} as ${answer.number} (${count}).` +
-    (doubts ? ` It is unsure of ${doubts === 1 ? "the digit" : "the digits"} marked.` : "");
+    (answer.status === "unsure"
+      ? ` It is unsure of ${doubts === 1 ? "the digit" : "the digits"} marked.`
+      : "");
   numberOut.textContent = answer.number;
   showBoxes(boxes, answer);
   digitList.replaceChildren(

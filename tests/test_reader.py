@@ -1,0 +1,139 @@
+"""The sequence reader's code on tiny generated data: preprocessing, CTC targets and decoding,
+a few training steps, saving, safe loading and the ONNX export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_synth import typed_bank
+
+from handwritten import reader, registry
+from handwritten.errors import ModelError
+
+TINY = reader.ReaderRecipe(steps=12, batch_size=8, learning_rate=3e-3, units=16)
+
+
+def crop(dark_on_light: bool = True, size: tuple[int, int] = (40, 120)) -> np.ndarray:
+    """A crop with one thick vertical stroke, in either polarity."""
+    paper, ink = (230, 20) if dark_on_light else (20, 230)
+    image = np.full(size, paper, np.uint8)
+    image[5:-5, size[1] // 2 - 3 : size[1] // 2 + 3] = ink
+    return image
+
+
+def test_preprocess_makes_ink_white_at_the_readers_height_whatever_the_polarity() -> None:
+    for polarity in (True, False):
+        out = reader.preprocess(crop(polarity))
+        assert out.shape == (reader.READER_HEIGHT, 96)  # 120 wide at 40 high -> 96 at 32
+        column = out[:, 48]
+        assert column[10] > 200  # the stroke
+        assert out[:, 5].max() < 30  # the paper
+
+
+def test_a_very_wide_crop_is_squeezed_to_the_widest_the_reader_takes() -> None:
+    out = reader.preprocess(np.dstack([crop(size=(20, 2000))] * 3))
+    assert out.shape == (reader.READER_HEIGHT, reader.MAX_WIDTH)
+
+
+def test_batch_pads_with_no_ink_and_counts_each_crops_frames() -> None:
+    short, long = np.full((32, 10), 255, np.uint8), np.full((32, 33), 255, np.uint8)
+    pixels, lengths = reader.batch([short, long])
+    assert pixels.shape == (2, 32, 36, 1)
+    assert pixels[0, :, 10:].max() == 0
+    assert pixels[1, :, :33].min() == 255
+    assert lengths.tolist() == [3, 9]
+
+
+def test_ctc_targets_shift_digits_past_the_blank() -> None:
+    targets, lengths = reader.ctc_targets(["09", "7"])
+    assert targets.tolist() == [[1, 10], [8, reader.BLANK]]
+    assert lengths.tolist() == [2, 1]
+
+
+def one_hot_frames(classes: list[int]) -> np.ndarray:
+    logits = np.full((len(classes), reader.NUM_CLASSES), -5.0, np.float32)
+    logits[np.arange(len(classes)), classes] = 5.0
+    return logits
+
+
+def test_greedy_decoding_merges_repeats_and_drops_blanks() -> None:
+    # Classes are the blank (0) then digits 0-9 (1-10): 3,3 merge; a blank keeps two 3s apart.
+    frames = [
+        one_hot_frames([0, 3, 3, 0, 3, 5, 5, 1]),
+        one_hot_frames([0, 0, 0, 0, 0, 0, 0, 0]),
+        one_hot_frames([10, 10, 0, 10, 1, 0, 0, 0]),
+    ]
+    lengths = np.array([8, 8, 5], np.int32)
+    assert reader.decode(np.stack(frames), lengths) == ["2240", "", "990"]
+
+
+def test_greedy_decoding_stops_at_each_crops_own_length() -> None:
+    logits = np.stack([one_hot_frames([2, 0, 3, 0, 4, 0])])
+    assert reader.decode(logits, np.array([3], np.int32)) == ["12"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[object, list[float], Path]:
+    """A tiny reader trained for a few steps on generated images of typed digits."""
+    folder = tmp_path_factory.mktemp("reader")
+    log: list[float] = []
+    model = reader.train_reader(
+        typed_bank(), folder / "reader.keras", TINY, seed=1, images=24, log=log
+    )
+    return model, log, folder
+
+
+def test_the_loss_falls_over_a_few_steps(trained) -> None:
+    _, log, _ = trained
+    assert len(log) == TINY.steps
+    assert all(np.isfinite(log))
+    assert np.mean(log[-3:]) < 0.7 * np.mean(log[:3])
+
+
+def test_the_reader_reads_strings_of_digits(trained) -> None:
+    model, _, _ = trained
+    crops, _labels = reader.training_crops(typed_bank(), 6, 7, np.random.default_rng(0))
+    pixels, lengths = reader.batch(crops)
+    logits = np.asarray(model(pixels))
+    assert logits.shape == (6, max(lengths), reader.NUM_CLASSES)
+    read = reader.decode(logits, lengths)
+    assert len(read) == 6
+    assert all(text == "" or text.isdigit() for text in read)
+    assert all(len(text) <= length for text, length in zip(read, lengths, strict=True))
+    # Straight from crops as a finder gives them, in either polarity.
+    direct = reader.read_crops(model, [crop(), crop(dark_on_light=False)])
+    assert len(direct) == 2
+    assert all(text == "" or text.isdigit() for text in direct)
+
+
+def test_saved_reader_loads_safely_with_its_card(trained) -> None:
+    model, _, folder = trained
+    card = json.loads((folder / "reader.card.json").read_text())
+    assert card["preprocessing"] == registry.get_reader("crnn").preprocessing()
+    assert card["recipe"]["steps"] == TINY.steps
+    loaded = reader.load_reader(folder / "reader.keras")
+    pixels, _ = reader.batch([reader.preprocess(crop()), reader.preprocess(crop(size=(30, 300)))])
+    assert np.allclose(np.asarray(loaded(pixels)), np.asarray(model(pixels)), atol=1e-5)
+
+
+def test_onnx_export_gives_the_same_logits_at_any_width(trained) -> None:
+    model, _, folder = trained
+    exported = reader.export_onnx(model, folder / "reader.onnx")
+    for width in (60, 300):
+        pixels, _ = reader.batch([reader.preprocess(crop(size=(40, width)))] * 2)
+        keras_logits = np.asarray(model(pixels))
+        assert np.abs(reader.onnx_logits(exported, pixels) - keras_logits).max() < 1e-4
+
+
+def test_a_file_that_is_no_reader_is_refused_by_name(tmp_path: Path) -> None:
+    (tmp_path / "fake.keras").write_bytes(b"not a zip")
+    with pytest.raises(ModelError, match=r"fake\.keras"):
+        reader.load_reader(tmp_path / "fake.keras")
+
+
+def test_an_unknown_reader_is_named_with_the_known_ones() -> None:
+    with pytest.raises(ModelError, match="crnn"):
+        registry.get_reader("transformer")
