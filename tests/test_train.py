@@ -36,7 +36,14 @@ def test_one_epoch_of_the_seed_recipe_beats_95_percent(tmp_path: Path) -> None:
     assert written["recipe"]["batch_size"] == 32
     assert written["seed"] == 42
     assert written["preprocessing"] == preprocessing_spec()
-    assert written["splits"]["test"].startswith("MNIST's 10,000 test images, scored once")
+    assert written["splits"]["test"].startswith("MNIST's 10,000 test images")
+    assert [entry["name"] for entry in written["sources"]] == ["mnist"]
+    assert written["sources"][0]["sha256"] == data.PAYLOAD_SHA256
+    assert written["recipe"]["sources"] == {"mnist": 1.0}
+    assert written["data"]["epoch_images"] == (60000 - data.VALIDATION_SIZE) // 32 * 32
+    populations = written["populations"]
+    assert populations["test"]["mnist"]["accuracy"] == written["test"]["accuracy"]
+    assert populations["validation"]["mnist"]["images"] == data.VALIDATION_SIZE
     assert written["package"]["version"] == __version__
     assert written["data"]["sha256"] == data.PAYLOAD_SHA256
     assert written["training_seconds"] > 0

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from handwritten import data, files, registry, trust
+from handwritten import data, files, mixture, registry, trust
 from handwritten.errors import DataError
 from handwritten.evaluate import Evaluation, score
 from handwritten.models import SPLITS, card_path, read_card
@@ -52,6 +52,7 @@ __all__ = [
     "export",
     "gallery",
     "load",
+    "load_mixture",
     "models",
     "predict",
     "predict_image",
@@ -59,6 +60,8 @@ __all__ = [
     "read_number",
     "read_numbers",
     "record_development",
+    "record_populations",
+    "score_populations",
     "train",
     "tune",
     "write_results",
@@ -216,20 +219,52 @@ def evaluate_nondigits(folder: Source, classifier: Classifier) -> dict[str, Any]
 
 
 def choose_trust(
-    classifier: Classifier, drawings: Iterable[Source], mnist: data.Mnist | Source | None = None
+    classifier: Classifier,
+    drawings: Iterable[Source],
+    mnist: data.Mnist | Source | None = None,
+    mix: mixture.Mixture | None = None,
 ) -> dict[str, Any]:
-    """Choose the status thresholds on people's digits alone: the validation split and the
+    """Choose the status thresholds on people's digits alone: the validation split (MNIST's
+    and every writer collection's validation writers the model learned from, pooled) and the
     labelled `drawings` folders, pooled (see `trust.choose_thresholds`); the card keeps the
-    result. Pooled, because a set of 51 photos alone would allow not one refusal in 200."""
-    if not isinstance(mnist, data.Mnist):
-        mnist = data.load_mnist(mnist)
-    split = data.split_mnist(mnist)
+    result. Pooled, because a set of 51 photos alone would allow not one refusal in 200.
+    `mix` is the model's mixture already loaded (`load_mixture`), else it is loaded."""
+    mix = mix if mix is not None else load_mixture(classifier, mnist)
+    images, labels = mix.validation_pooled()
+    digits = labels < trust.NUM_DIGITS
     people = [_labelled_outputs(Path(folder), classifier) for folder in drawings]
-    sets = {"validation": (classifier.probabilities(split.x_val), split.y_val)}
+    sets = {"validation": (classifier.probabilities(images[digits]), labels[digits])}
     if people:
         names = " + ".join(sorted(Path(folder).name for folder in drawings))
         sets[names] = tuple(np.concatenate(parts) for parts in zip(*people, strict=True))
     return trust.choose_thresholds(sets)
+
+
+def load_mixture(
+    classifier: Classifier, mnist: data.Mnist | Source | None = None
+) -> mixture.Mixture:
+    """The sources a model learned from and those it held out, as its card names them (MNIST
+    alone for a card from before the mixture), split as in training."""
+    sources, held_out = mixture.card_sources(classifier.card)
+    return mixture.load_mixture(sources, held_out, not_a_digit=False, mnist=mnist)
+
+
+def score_populations(classifier: Classifier, mix: mixture.Mixture) -> dict[str, Any]:
+    """How the model answers each source's validation writers, the held-out populations and
+    the test sets, with the thresholds its card records (see `mixture.score_populations`)."""
+    thresholds = trust.thresholds_of(classifier.card)
+    return mixture.score_populations(classifier.probabilities, mix, thresholds)
+
+
+def record_populations(model: Source | None, populations: dict[str, Any]) -> Path:
+    """Keep `score_populations`' figures in the model's card, under `populations`."""
+    path = registry.resolve_model(model)
+    card = read_card(path)
+    if card is None:
+        raise DataError(f"{card_path(path)}: no model card to record in; train the model first.")
+    card["populations"] = populations
+    files.write_json(card_path(path), card)
+    return card_path(path)
 
 
 def _labelled_outputs(folder: Path, classifier: Classifier) -> tuple[np.ndarray, np.ndarray]:
@@ -324,8 +359,8 @@ def record_development(
 
 
 def train(model: str, output: Source, **options: Any) -> dict[str, Any]:
-    """Train a registered model on MNIST with its recipe; returns the model card (see
-    `train.train` for the options)."""
+    """Train a registered model on its recipe's sources (`sources=` keeps only some of them);
+    returns the model card (see `train.train` for the options)."""
     from handwritten.runtime import import_keras_quietly
 
     import_keras_quietly()
@@ -396,6 +431,7 @@ class ModelInfo:
             "test_accuracy": (card.get("test") or {}).get("accuracy"),
             "drawings": {name: _development_figure(d) for name, d in development.items()},
             "ece_test": ((card.get("calibration") or {}).get("ece") or {}).get("test"),
+            "sources": mixture.trained_on(card) if card else [],
             "onnx_images_per_second": (card.get("speed") or {}).get("onnx_images_per_second"),
             "summary": self.summary,
         }

@@ -73,7 +73,9 @@ def _add_model(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("train", help="train a model on MNIST and save it")
+    parser = commands.add_parser(
+        "train", help="train a model on its recipe's sources (MNIST and writer collections)"
+    )
     parser.add_argument(
         "--model",
         default="seed",
@@ -98,6 +100,13 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         type=Path,
         metavar="DIR",
         help="your own labelled digits, DIR/0/*.png ... DIR/9/*.png, mixed into training",
+    )
+    parser.add_argument(
+        "--sources",
+        metavar="LIST",
+        help="train on only these of the recipe's sources, comma-separated, to leave some out "
+        "(e.g. one whose licence does not suit you); `handwritten sources` lists them "
+        "(default: all the recipe's)",
     )
     _add_data_dir(parser)
     parser.set_defaults(run=_train)
@@ -337,6 +346,7 @@ def _train(args: argparse.Namespace) -> int:
     from handwritten import api
     from handwritten.augment import parse_augmentations
     from handwritten.data import load_digit_folders
+    from handwritten.mixture import parse_sources
 
     augmentations = parse_augmentations(args.augment) if args.augment else None
     extra = None
@@ -348,6 +358,7 @@ def _train(args: argparse.Namespace) -> int:
         args.model,
         args.output,
         data_dir=args.data_dir,
+        sources=parse_sources(args.sources) if args.sources is not None else None,
         epochs=args.epochs,
         seed=args.seed,
         limit=args.limit,
@@ -413,9 +424,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _evaluate_labelled(args: argparse.Namespace, classifier) -> int:
     from handwritten import api
 
-    thresholds = None
+    thresholds = mix = None
     if args.record and args.drawings:
-        thresholds = api.choose_trust(classifier, args.drawings, args.data_dir)
+        mix = api.load_mixture(classifier, args.data_dir)
+        thresholds = api.choose_trust(classifier, args.drawings, mix=mix)
         classifier.card = {**(classifier.card or {}), "trust": thresholds}
     results = [api.evaluate_drawings(folder, classifier) for folder in args.drawings or ()]
     results += [api.evaluate_numbers(folder, classifier) for folder in args.numbers or ()]
@@ -425,7 +437,24 @@ def _evaluate_labelled(args: argparse.Namespace, classifier) -> int:
     if args.record:
         recorded = api.record_development(args.model, results, thresholds)
         print(f"recorded in {recorded}", file=sys.stderr)
+    if mix is not None:
+        populations = api.score_populations(classifier, mix)
+        print(_populations_summary(populations))
+        api.record_populations(args.model, populations)
     return 0
+
+
+def _populations_summary(populations: dict) -> str:
+    """One line per source and group: read and refused, with the thresholds just chosen."""
+    lines = []
+    for group in ("validation", "held_out", "test"):
+        for name, figures in populations[group].items():
+            if figures.get("images"):
+                lines.append(
+                    f"{group} {name}: {figures['read']:.2%} of {figures['images']} read, "
+                    f"{figures['refused']:.2%} refused"
+                )
+    return "\n".join(lines)
 
 
 def _labelled_summary(result: dict) -> str:
@@ -532,7 +561,17 @@ def _models(args: argparse.Namespace) -> int:
 
 def _models_table(rows: list[dict]) -> str:
     """One line per model: what `handwritten models` shows."""
-    header = ("model", "file", "params", "MMACs", "val acc", "test acc", "onnx img/s", "drawings")
+    header = (
+        "model",
+        "file",
+        "params",
+        "MMACs",
+        "val acc",
+        "test acc",
+        "onnx img/s",
+        "sources",
+        "drawings",
+    )
     lines = [header]
     for row in rows:
         lines.append(
@@ -544,6 +583,7 @@ def _models_table(rows: list[dict]) -> str:
                 _figure(row["validation_accuracy"], "{:.2%}"),
                 _figure(row["test_accuracy"], "{:.2%}"),
                 _figure(row["onnx_images_per_second"], "{:,.0f}"),
+                ",".join(row["sources"]) or "-",
                 ", ".join(f"{name} {score}" for name, score in row["drawings"].items()) or "-",
             )
         )
