@@ -12,6 +12,8 @@ ROOT = Path(__file__).parents[1]
 MNIST_DIR = Path(os.environ.get("HANDWRITTEN_DATA_DIR") or ROOT / "../shared/mnist").resolve()
 SHARED = (ROOT / "../shared").resolve()
 USER_DIGITS = SHARED / "user-digits"
+WRITERS_DIR = Path(os.environ.get("HANDWRITTEN_WRITERS_DIR") or SHARED / "writers").resolve()
+os.environ["HANDWRITTEN_WRITERS_DIR"] = str(WRITERS_DIR)
 
 
 @pytest.fixture(scope="session")

@@ -8,31 +8,23 @@ trained or scored on a corrupt or substituted file.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
-import http.client
 import os
 import re
 import stat
 import struct
 import sys
-import tempfile
-import urllib.request
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
+from handwritten import download
 from handwritten.errors import DataError
-
-try:
-    import fcntl
-except ImportError:  # Windows: the atomic os.replace alone keeps concurrent downloads safe.
-    fcntl = None  # type: ignore[assignment]
 
 IDX_FILES: dict[str, str] = {
     "train_images": "train-images-idx3-ubyte",
@@ -64,7 +56,6 @@ MIRROR_ENV = "HANDWRITTEN_MNIST_MIRROR"
 _LABELS_MAGIC = 0x00000801
 _IMAGES_MAGIC = 0x00000803
 _IMAGE_SIDE = 28
-_CHUNK = 1 << 16
 MAX_PAYLOAD = 16 + 60000 * _IMAGE_SIDE * _IMAGE_SIDE
 """The largest MNIST file's size once decompressed: reading stops past it, so a gzip bomb or
 an endless device under an MNIST name is refused instead of filling memory."""
@@ -183,6 +174,19 @@ def split_mnist(mnist: Mnist, size: int = VALIDATION_SIZE) -> Split:
     )
 
 
+def checksum_state(data_dir: str | os.PathLike[str] | None = None) -> str:
+    """ "verified", "missing" (a file absent) or "mismatch: <file>", without downloading."""
+    directory = resolve_data_dir(data_dir)
+    if _missing(directory):
+        return "missing"
+    for name in IDX_FILES.values():
+        try:
+            _read_idx(_existing(directory, name))
+        except DataError:
+            return f"mismatch: {name}"
+    return "verified"
+
+
 def data_checksums() -> dict[str, str]:
     """Return the payload checksums as a copy, so a model card cannot alter the originals."""
     return dict(PAYLOAD_SHA256)
@@ -206,8 +210,8 @@ def download_mnist(
     urls = _mirror_list(mirrors)
     wanted = list(IDX_FILES.values()) if names is None else list(names)
     limit = DOWNLOAD_TIMEOUT if timeout is None else timeout
-    with _exclusive(target):
-        _remove_partial_downloads(target)
+    with download.exclusive(target, _SET_DATA_DIR):
+        download.remove_partial_downloads(target)
         for name in wanted:
             if _find(target, name) is None:
                 _download_one(target, name, urls, limit)
@@ -379,42 +383,16 @@ def _mirror_list(mirrors: Sequence[str] | None) -> list[str]:
     return [url if url.endswith("/") else f"{url}/" for url in mirrors]
 
 
-@contextlib.contextmanager
-def _exclusive(directory: Path) -> Iterator[None]:
-    """Hold an exclusive lock so concurrent processes fetch each file once."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        lock = (directory / ".lock").open("a")
-    except OSError as error:
-        raise DataError(
-            f"cannot write MNIST into {directory} ({error.strerror or error}); make it "
-            f"writable, or set XDG_CACHE_HOME to a writable folder, or {_SET_DATA_DIR}"
-        ) from None
-    with lock:
-        if fcntl is not None:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
-def _remove_partial_downloads(directory: Path) -> None:
-    """Delete what a killed download left behind (SIGKILL skips every cleanup).
-
-    Only under the lock: holding it, no other process can be writing one. Without fcntl
-    (Windows) there is no lock, so leftovers stay; they are never read, only waste space.
-    """
-    if fcntl is not None:
-        for leftover in directory.glob(".*.part"):
-            leftover.unlink(missing_ok=True)
-
-
 def _download_one(directory: Path, name: str, mirrors: Sequence[str], timeout: float) -> None:
     final = directory / f"{name}.gz"
     failures = []
     for mirror in mirrors:
         url = f"{mirror}{name}.gz"
         try:
-            _fetch_verified(url, final, PAYLOAD_SHA256[name], timeout)
-        except (OSError, http.client.HTTPException, ValueError, DataError) as error:
+            download.fetch_verified(
+                url, final, PAYLOAD_SHA256[name], timeout, digest_of=_gzip_payload_sha256
+            )
+        except download.FAILURES as error:
             failures.append(f"  {url}: {error}")
             print(f"failed: {error}", file=sys.stderr)
         else:
@@ -427,47 +405,12 @@ def _download_one(directory: Path, name: str, mirrors: Sequence[str], timeout: f
     )
 
 
-def _fetch_verified(url: str, final: Path, sha256: str, timeout: float) -> None:
-    """Download to a temporary sibling and rename only a verified file into place."""
-    descriptor, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part")
-    partial = Path(name)
-    try:
-        print(f"Downloading {url}", file=sys.stderr)
-        with (
-            os.fdopen(descriptor, "wb") as out,
-            urllib.request.urlopen(url, timeout=timeout) as response,
-        ):
-            _copy_with_progress(response, out)
-        digest = _gzip_payload_sha256(partial)
-        if digest != sha256:
-            raise DataError(f"decompressed SHA-256 is {digest}, expected {sha256}")
-        os.replace(partial, final)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
-def _copy_with_progress(response: http.client.HTTPResponse, out: BinaryIO) -> None:
-    """Copy the body, showing progress on a terminal; a short body is an error, not EOF."""
-    total = int(response.headers.get("Content-Length") or 0)
-    done = 0
-    show = sys.stderr.isatty()
-    while chunk := response.read(_CHUNK):
-        out.write(chunk)
-        done += len(chunk)
-        if show:
-            print(f"\r  {done / 1e6:.1f} / {total / 1e6:.1f} MB", end="", file=sys.stderr)
-    if show:
-        print(file=sys.stderr)
-    if total and done != total:
-        raise DataError(f"connection closed after {done} of {total} bytes")
-
-
 def _gzip_payload_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     size = 0
     try:
         with gzip.open(path, "rb") as stream:
-            while chunk := stream.read(_CHUNK):
+            while chunk := stream.read(download.CHUNK):
                 digest.update(chunk)
                 size += len(chunk)
                 if size > MAX_PAYLOAD:
