@@ -87,12 +87,14 @@ def test_split_source_keeps_usps_test_file_apart_and_every_writer_on_one_side() 
 
 
 def test_sources_leaves_out_what_it_does_not_name_and_names_what_it_cannot_keep() -> None:
-    recipe = (("mnist", 1.0), ("usps", 0.1), ("unipen-1a", 0.3))
+    recipe = (("mnist", 1.0), ("usps", 0.1))
     assert mixture.choose_sources(recipe, None) == recipe
-    kept = mixture.choose_sources(recipe, mixture.parse_sources(" unipen-1a, mnist "))
-    assert kept == (("mnist", 1.0), ("unipen-1a", 0.3))
-    with pytest.raises(DataError, match=r"--sources: optdigits-orig.*choose from mnist, usps"):
-        mixture.choose_sources(recipe, ["mnist", "optdigits-orig"])
+    assert mixture.choose_sources(recipe, mixture.parse_sources(" usps, mnist ")) == recipe
+    assert mixture.choose_sources(recipe, ["usps"]) == (("usps", 0.1),)
+    with pytest.raises(DataError, match=r"--sources: pendigits is not among.*from mnist, usps"):
+        mixture.choose_sources(recipe, ["mnist", "pendigits"])
+    with pytest.raises(DataError, match=r"--sources: no source named nosuch; the recipe's"):
+        mixture.choose_sources(recipe, ["nosuch", "usps"])
     with pytest.raises(DataError, match="--sources: names no source"):
         mixture.choose_sources(recipe, mixture.parse_sources(" , "))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import MNIST_DIR
 
-from handwritten import __version__, data
+from handwritten import __version__, data, registry, sources
 from handwritten.errors import HandwrittenError
 from handwritten.models import load_model
 from handwritten.preprocess import preprocessing_spec
@@ -110,3 +111,37 @@ def test_bad_arguments_are_named(
     with pytest.raises(HandwrittenError, match=complaint):
         train(architecture, tmp_path / output, data_dir=MNIST_DIR)
     assert not (tmp_path / output).exists()
+
+
+def test_a_mixture_is_split_by_writer_and_every_population_scored(tmp_path, monkeypatch) -> None:
+    seed = registry.get("seed")
+    recipe = dataclasses.replace(
+        seed.recipe, sources=(("mnist", 1.0), ("pendigits", 0.5)), held_out=("usps",)
+    )
+    monkeypatch.setitem(registry.MODELS, "seed", dataclasses.replace(seed, recipe=recipe))
+    card = train("seed", tmp_path / "mixed.keras", data_dir=MNIST_DIR, epochs=1, limit=3000)
+    entries = {entry["name"]: entry for entry in card["sources"]}
+    assert list(entries) == ["mnist", "pendigits", "usps"]
+    pendigits = entries["pendigits"]
+    assert pendigits["sha256"] == dict(sources.get("pendigits").files)
+    assert pendigits["licence"] == sources.get("pendigits").licence
+    assert pendigits["validation"]["writers"] == 4  # a tenth of its 44 writers
+    assert pendigits["train"]["writers"] == 40
+    assert pendigits["train"]["digits"] + pendigits["validation"]["digits"] == 10992
+    assert entries["usps"]["role"] == "held out"
+    assert entries["usps"]["digits"] == 9298
+    assert card["recipe"]["sources"] == {"mnist": pytest.approx(2 / 3), "pendigits": 1 / 3}
+    assert card["recipe"]["held_out"] == ["usps"]
+    populations = card["populations"]
+    assert set(populations["validation"]) == {"mnist", "pendigits"}
+    assert populations["validation"]["pendigits"]["images"] == pendigits["validation"]["digits"]
+    assert set(populations["held_out"]) == {"usps"}
+    assert 0.5 < populations["held_out"]["usps"]["read"] < 1.0
+    assert set(populations["test"]) == {"mnist"}
+
+    kept = train(
+        "seed", tmp_path / "pen.keras", data_dir=MNIST_DIR, sources=["pendigits"], epochs=1
+    )
+    assert kept["recipe"]["sources"] == {"pendigits": 1.0}
+    assert kept["data"]["train_images"] == pendigits["train"]["digits"]
+    assert [entry["name"] for entry in kept["sources"]] == ["pendigits", "usps"]

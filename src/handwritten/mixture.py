@@ -103,11 +103,18 @@ def choose_sources(
         return recipe_sources
     known = {name for name, _ in recipe_sources}
     names = [name.strip() for name in chosen if name.strip()]
-    unknown = [name for name in names if name not in known]
+    unknown = [name for name in names if name not in _catalogue().names()]
     if unknown:
         raise DataError(
-            f"--sources: {', '.join(unknown)} is not among the recipe's training sources; "
-            f"choose from {', '.join(name for name, _ in recipe_sources)}."
+            f"--sources: no source named {', '.join(unknown)}; the recipe's sources are "
+            f"{', '.join(name for name, _ in recipe_sources)} (`handwritten sources` lists all)."
+        )
+    elsewhere = [name for name in names if name not in known]
+    if elsewhere:
+        raise DataError(
+            f"--sources: {', '.join(elsewhere)} is not among the recipe's training sources, and "
+            "--sources can only leave sources out; choose from "
+            f"{', '.join(name for name, _ in recipe_sources)}."
         )
     if not names:
         raise DataError(
