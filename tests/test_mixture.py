@@ -61,11 +61,11 @@ def test_a_source_of_one_writer_is_cut_by_image_in_every_digit() -> None:
 
 
 def test_letters_teach_not_a_digit_except_those_written_like_digits() -> None:
-    chars = np.array(["7", "x", "O", "l", "+", "S", "k"])
-    labels = np.array([7, -1, -1, -1, -1, -1, -1])
+    chars = np.array(["7", "x", "O", "l", "+", "S", "k", "/"])
+    labels = np.array([7, -1, -1, -1, -1, -1, -1, -1])
     taught = mixture.teaching_labels(labels, chars, not_a_digit=True)
-    assert taught.tolist() == [7, models.NOT_A_DIGIT, -1, -1, models.NOT_A_DIGIT, -1, 10]
-    assert mixture.teaching_labels(labels, chars, not_a_digit=False).tolist() == [7] + [-1] * 6
+    assert taught.tolist() == [7, models.NOT_A_DIGIT, -1, -1, models.NOT_A_DIGIT, -1, 10, -1]
+    assert mixture.teaching_labels(labels, chars, not_a_digit=False).tolist() == [7] + [-1] * 7
 
 
 def test_split_source_keeps_usps_test_file_apart_and_every_writer_on_one_side() -> None:

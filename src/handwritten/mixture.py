@@ -36,14 +36,17 @@ EPOCH_DIGITS = data.SPLIT_SIZES["train"] - data.VALIDATION_SIZE
 """Digits drawn for one epoch, whatever the mixture: as many as MNIST alone gave, so training
 takes as many steps, and about as long, as before the mixture."""
 
-DIGIT_LIKE = frozenset("OoQDlIi|jJSsZzBbGgqTtyAUu")
-"""Letters left out of the "not a digit" examples because people write them like digits;
-the rest teach the 11th output. Looking at the handwritten letters as the network sees them:
-O, o, Q and D are closed loops like 0 (D often as round as a 0); l, I, i, |, j, J, T and t
-are a bar or a bar with a hook or flag, like a 1 or a 7; S and s are a 5 without its corner;
-Z and z are a 2 with a flat base; B is an 8 or a 13 run together; b and G are 6s; g and q
+DIGIT_LIKE = frozenset("OoQDlIijJTtSsZzBbGgqyAUu/^")
+"""Letters and symbols left out of the "not a digit" examples because people write them like
+digits; the rest (the other letters, and + - ? x e) teach the 11th output. Decided from the
+letters of chars74k-hnd and the symbols of numberpad-bridger drawn as the network sees them:
+O, o, Q and D are closed loops like a 0 (Q's tail is a few pixels at 28x28, D often as round
+as a 0); l, I, i, j, J and / are a bar, plain, slanted or hooked, like a 1; T, t and ^ are a
+bar with a flag, like a 1 or a 7; S and s are a 5 without its corner; Z and z are a 2 with a
+flat base (some z loop like a 3); B is an 8, or a 13 run together; b and G are 6s; g and q
 are 9s; y is a 4 or a 9 with an open top; A is an open 4; U and u are a 0 or a 4 left open
-at the top. Teaching these as "not a digit" would teach the network to refuse real digits."""
+at the top. Taught as "not a digit", they would teach the network to refuse real digits,
+against the target of at most 1% of digits refused."""
 
 
 @dataclass(frozen=True)
