@@ -87,7 +87,11 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--epochs", type=_positive_int, help="override the recipe's epochs")
     parser.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
-    parser.add_argument("--limit", type=_positive_int, help="train on the first N images of each source only, N an epoch")
+    parser.add_argument(
+        "--limit",
+        type=_positive_int,
+        help="train on the first N images of each source only, N an epoch",
+    )
     parser.add_argument("--force", action="store_true", help="overwrite an existing --output")
     parser.add_argument(
         "--augment",
