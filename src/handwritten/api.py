@@ -51,11 +51,13 @@ __all__ = [
     "evaluate_numbers",
     "export",
     "gallery",
+    "list_sources",
     "load",
     "load_mixture",
     "models",
     "predict",
     "predict_image",
+    "preview_sources",
     "read_many",
     "read_number",
     "read_numbers",
@@ -405,6 +407,71 @@ def gallery(
     figure = plots.gallery_figure(images, labels, f"MNIST {split} set", digit=digit, count=count)
     plots.save_figure(figure, Path(output))
     return Path(output)
+
+
+PREVIEW_PER_DIGIT = 5
+PREVIEW_OTHERS = 20
+PREVIEW_SEED = 0
+
+
+def list_sources(
+    writers_dir: Source | None = None, mnist_dir: Source | None = None
+) -> list[dict[str, Any]]:
+    """Each source with its writers, counts, licence and checksum state: what `handwritten
+    sources` lists. Nothing is downloaded; a source not yet fetched shows as "missing"."""
+    from handwritten import sources
+
+    rows = []
+    for name in sources.names():
+        source = sources.get(name)
+        row = sources.status(name, mnist_dir if name == "mnist" else writers_dir)
+        rows.append(
+            {
+                **row,
+                "title": source.title,
+                "how_written": source.how_written,
+                "writers_note": source.writers_note,
+                "creators": source.creators,
+                "licence_note": source.licence_note,
+                "homepage": source.homepage,
+                "kind": source.kind,
+                "files": len(source.files),
+            }
+        )
+    return rows
+
+
+def preview_sources(
+    folder: Source,
+    names: Iterable[str] | None = None,
+    writers_dir: Source | None = None,
+    mnist_dir: Source | None = None,
+) -> list[Path]:
+    """Save `<folder>/<source>.png` for each source: a grid of its samples as the network
+    sees them (five of each digit and some of its other characters, seeded), each titled
+    with the character and the writer, so an upside-down or empty rendering shows at once."""
+    from handwritten import plots, sources
+
+    written = []
+    for name in names or sources.names():
+        samples = sources.load(name, mnist_dir if name == "mnist" else writers_dir)
+        chosen = _preview_indices(samples.labels)
+        titles = [f"{samples.chars[i]} {samples.writers[i]}".strip() for i in chosen]
+        heading = f"{name}: {len(samples):,} samples as the network sees them"
+        target = Path(folder) / f"{name}.png"
+        plots.save_figure(plots.image_grid(samples.images[chosen], titles, heading), target)
+        written.append(target)
+    return written
+
+
+def _preview_indices(labels: np.ndarray) -> np.ndarray:
+    """PREVIEW_PER_DIGIT of each digit, then PREVIEW_OTHERS characters that are not digits."""
+    rng = np.random.default_rng(PREVIEW_SEED)
+    chosen = [
+        rng.permutation(np.flatnonzero(labels == digit))[:PREVIEW_PER_DIGIT] for digit in range(10)
+    ]
+    chosen.append(rng.permutation(np.flatnonzero(labels < 0))[:PREVIEW_OTHERS])
+    return np.concatenate(chosen).astype(np.int64)
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(commands)
     _add_export(commands)
     _add_models(commands)
+    _add_sources(commands)
     return parser
 
 
@@ -316,6 +317,29 @@ def _add_models(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=_models)
 
 
+def _add_sources(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "sources", help="list the collections of handwriting with their licences and checksums"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object per source")
+    parser.add_argument(
+        "--preview",
+        type=Path,
+        metavar="DIR",
+        help="save DIR/<source>.png: each source's digits as the network sees them "
+        "(downloads what is missing)",
+    )
+    parser.add_argument(
+        "--writers-dir",
+        type=Path,
+        metavar="DIR",
+        help="folder with one sub-folder per source, like ../shared/writers (default: "
+        "$HANDWRITTEN_WRITERS_DIR, else a cache folder, downloading into it when needed)",
+    )
+    _add_data_dir(parser)
+    parser.set_defaults(run=_sources)
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 1 <= value <= 65535:
@@ -561,6 +585,51 @@ def _models(args: argparse.Namespace) -> int:
         return 0
     print(_models_table(rows))
     return 0
+
+
+def _sources(args: argparse.Namespace) -> int:
+    from handwritten import api
+
+    if args.preview is not None:
+        for path in api.preview_sources(
+            args.preview, writers_dir=args.writers_dir, mnist_dir=args.data_dir
+        ):
+            print(f"saved {path}")
+        return 0
+    rows = api.list_sources(writers_dir=args.writers_dir, mnist_dir=args.data_dir)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    print(_sources_table(rows))
+    return 0
+
+
+def _sources_table(rows: list[dict]) -> str:
+    """One line per source: what `handwritten sources` shows."""
+    header = ("source", "digits", "others", "writers", "how written", "licence", "checksums")
+    lines = [header]
+    for row in rows:
+        lines.append(
+            (
+                row["name"],
+                f"{row['digits']:,}",
+                f"{row['others']:,}",
+                _figure(row["writers"], "{:,}"),
+                row["how_written"],
+                row["licence"],
+                row["checksums"],
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    table = "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+    notes = [
+        f"{row['name']}: {row['licence_note']}" for row in rows if "unclear" in row["licence_note"]
+    ]
+    return "\n".join([table, *notes])
 
 
 def _models_table(rows: list[dict]) -> str:

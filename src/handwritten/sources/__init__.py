@@ -28,7 +28,17 @@ import numpy as np
 
 from handwritten import data
 from handwritten.errors import DataError
-from handwritten.sources import mnist, pendigits, usps
+from handwritten.sources import (
+    chars74k_hnd,
+    hwd_1000,
+    mnist,
+    numberpad_bridger,
+    optdigits_orig,
+    pendigits,
+    uji_pen2_digits,
+    unipen_1a,
+    usps,
+)
 from handwritten.sources._core import (
     MIRROR_ENV,
     WRITERS_DIR_ENV,
@@ -54,7 +64,18 @@ __all__ = [
 ]
 
 _MODULES: dict[str, ModuleType] = {
-    module.SOURCE.name: module for module in (mnist, pendigits, usps)
+    module.SOURCE.name: module
+    for module in (
+        mnist,
+        pendigits,
+        unipen_1a,
+        uji_pen2_digits,
+        chars74k_hnd,
+        numberpad_bridger,
+        optdigits_orig,
+        usps,
+        hwd_1000,
+    )
 }
 
 PathLike = str | os.PathLike[str]

@@ -17,6 +17,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,13 @@ class Written:
     split: str
     strokes: tuple[np.ndarray, ...] | None = None
     picture: Image.Image | None = None
+
+
+def checksum_list(name: str) -> dict[str, str]:
+    """The SHA-256 of each file of a source with too many files to list in its module, kept
+    beside it in `checksums/<name>.sha256` (the format `sha256sum` writes and checks)."""
+    text = resources.files(__package__).joinpath("checksums", f"{name}.sha256").read_text()
+    return {path: digest for digest, path in (line.split(maxsplit=1) for line in text.splitlines())}
 
 
 def label_of(char: str) -> int:
