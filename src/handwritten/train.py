@@ -497,7 +497,8 @@ def _calibrated(
         "method": "temperature scaling (Guo et al., 2017), inside the model",
         "temperature": temperature,
         "fitted_on": f"the validation split: {len(labels):,} images, "
-        f"{int((labels == models.NOT_A_DIGIT).sum()):,} of them generated non-digits",
+        f"{int((labels == models.NOT_A_DIGIT).sum()):,} of them non-digits (generated, and "
+        "the letters and symbols of the validation writers)",
     }
 
 
