@@ -11,6 +11,7 @@ import pytest
 from conftest import MNIST_DIR
 
 from handwritten import __version__, data, registry, sources
+from handwritten.cli import main
 from handwritten.errors import HandwrittenError
 from handwritten.models import load_model
 from handwritten.preprocess import preprocessing_spec
@@ -113,7 +114,9 @@ def test_bad_arguments_are_named(
     assert not (tmp_path / output).exists()
 
 
-def test_a_mixture_is_split_by_writer_and_every_population_scored(tmp_path, monkeypatch) -> None:
+def test_a_mixture_is_split_by_writer_and_every_population_scored(
+    tmp_path, monkeypatch, shared, capsys
+) -> None:
     seed = registry.get("seed")
     recipe = dataclasses.replace(
         seed.recipe, sources=(("mnist", 1.0), ("pendigits", 0.5)), held_out=("usps",)
@@ -138,6 +141,18 @@ def test_a_mixture_is_split_by_writer_and_every_population_scored(tmp_path, monk
     assert set(populations["held_out"]) == {"usps"}
     assert 0.5 < populations["held_out"]["usps"]["read"] < 1.0
     assert set(populations["test"]) == {"mnist"}
+
+    # Recording chooses the thresholds on every source's validation writers, then scores
+    # each population again with them.
+    command = ["evaluate", "--model", str(tmp_path / "mixed.keras"), "--runtime", "keras"]
+    assert main([*command, "--record", "--drawings", str(shared / "user-digits")]) == 0
+    assert "held_out usps: " in capsys.readouterr().out
+    recorded = json.loads(card_path(tmp_path / "mixed.keras").read_text())
+    coverage = recorded["trust"]["coverage"]["validation"]
+    assert coverage["images"] == data.VALIDATION_SIZE + pendigits["validation"]["digits"]
+    chosen = {key: recorded["trust"][key] for key in ("sure", "reject")}
+    assert recorded["populations"]["thresholds"] == chosen
+    assert recorded["populations"]["held_out"]["usps"] != populations["held_out"]["usps"]
 
     kept = train(
         "seed", tmp_path / "pen.keras", data_dir=MNIST_DIR, sources=["pendigits"], epochs=1
