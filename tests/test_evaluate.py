@@ -27,7 +27,9 @@ def test_agrees_with_keras_evaluate(result, mnist) -> None:
     keras_model = load_classifier("seed", "keras").model
     keras_model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     loss, accuracy = keras_model.evaluate(model_input(mnist.x_test), mnist.y_test, verbose=0)
-    assert result.accuracy == pytest.approx(accuracy, abs=1e-6)
+    # Keras here, ONNX Runtime in `result`: an image whose two best digits tie to the last
+    # bits may go either way, so one image of the 10,000 may differ, no more.
+    assert result.accuracy == pytest.approx(accuracy, abs=1 / result.n)
     assert result.loss == pytest.approx(loss, rel=1e-4)
 
 

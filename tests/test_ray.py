@@ -3,6 +3,14 @@
 The head and a second node are real `ray start` processes (one CPU each, their own temp
 folder); the second node's raylet is SIGKILLed in the middle of a job to show that no row is
 lost or repeated. The drawings are copies of ../shared/user-digits in a temp folder.
+
+Hermetic: every Ray process and `handwritten` run here has a home of its own, so nothing a
+user's own Ray left in ~/.ray (such as the token that a local `predict --ray` writes) changes
+the cluster, and nothing of the cluster's is left behind. That home holds a token, as a
+user's does after a local run: the head then turns token authentication on by itself
+(`ray start` does whenever a token is on the machine), the second node is started with
+RAY_AUTH_MODE=token (the way round Ray's joining nodes not doing so, see the README), and
+`handwritten` must find the token as a user's run would.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, USER_DIGITS
-from test_bulk import csv_rows
+from test_bulk import csv_rows, same_answers
 
 from handwritten import bulk
 
@@ -32,30 +40,46 @@ BIN = Path(sys.executable).parent
 HANDWRITTEN, RAY = BIN / "handwritten", BIN / "ray"
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(HANDWRITTEN), *args], capture_output=True, text=True, timeout=600, cwd=ROOT
-    )
-
-
 class Cluster:
-    """A head and one more node, started with `ray start`; `stop` kills what they started."""
+    """A head and one more node, started with `ray start` in a home of their own; `stop` kills
+    what they started, also when starting failed halfway."""
 
     def __init__(self) -> None:
         # Short: Ray's socket paths must fit in 107 bytes.
         self.temp = Path(tempfile.mkdtemp(prefix="hwray", dir="/tmp"))
         self.port = _free_port()
         self.address = f"127.0.0.1:{self.port}"
+        self.env = {**os.environ, "HOME": str(self.temp / "home")}
+        for setting in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS"):
+            self.env.pop(setting, None)
+        token = self.temp / "home" / ".ray" / "auth_token"
+        token.parent.mkdir(parents=True)
+        token.write_text(os.urandom(16).hex())
+
+    def start(self) -> None:
         common = ["--num-cpus", "1", "--disable-usage-stats"]
         self._ray("start", "--head", "--port", str(self.port), "--temp-dir", str(self.temp),
                   "--include-dashboard", "false", *common)  # fmt: skip
         before = self.raylets()
-        self._ray("start", "--address", self.address, *common)
+        self._ray("start", "--address", self.address, *common, RAY_AUTH_MODE="token")
         (self.worker_raylet,) = self.raylets() - before
 
-    def _ray(self, *args: str) -> None:
-        done = subprocess.run([str(RAY), *args], capture_output=True, text=True, timeout=180)
+    def _ray(self, *args: str, **env: str) -> None:
+        done = subprocess.run(
+            [str(RAY), *args], capture_output=True, text=True, timeout=180, env=self.env | env
+        )
         assert done.returncode == 0, done.stdout + done.stderr
+
+    def handwritten(self, *args: str) -> subprocess.CompletedProcess:
+        """The CLI as a user on this cluster's machine runs it."""
+        return subprocess.run(
+            [str(HANDWRITTEN), *args],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=ROOT,
+            env=self.env,
+        )
 
     def raylets(self) -> set[int]:
         ours = _processes()
@@ -66,7 +90,8 @@ class Cluster:
 
     def stop(self) -> None:
         """SIGKILL every process whose command line names this cluster's temp folder, and
-        their children (Ray's workers): nothing else on the machine is touched."""
+        their children (Ray's workers): nothing else on the machine is touched. The second
+        node's processes name the head's session folder, inside it."""
         ours = {pid for pid, args in _processes() if self._ours(args)}
         for pid in ours | _descendants(ours):
             with contextlib.suppress(ProcessLookupError):
@@ -109,11 +134,12 @@ def _descendants(roots: set[int]) -> set[int]:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    started = Cluster()
+    cluster = Cluster()
     try:
-        yield started
+        cluster.start()
+        yield cluster
     finally:
-        started.stop()
+        cluster.stop()
 
 
 @pytest.fixture(scope="module")
@@ -126,9 +152,9 @@ def drawings(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def local_run(tmp_path_factory: pytest.TempPathFactory, drawings: Path) -> Path:
+def local_run(tmp_path_factory: pytest.TempPathFactory, drawings: Path, cluster: Cluster) -> Path:
     output = tmp_path_factory.mktemp("local") / "local.csv"
-    done = run("predict", "--model", "seed", "--output", str(output), str(drawings))
+    done = cluster.handwritten("predict", "--model", "seed", "--output", str(output), str(drawings))
     assert done.returncode == 1, done.stderr  # The broken file.
     return output
 
@@ -137,11 +163,34 @@ def test_cluster_run_gives_the_local_runs_rows(
     cluster: Cluster, drawings: Path, local_run: Path, tmp_path: Path
 ) -> None:
     output = tmp_path / "ray.csv"
-    done = run("predict", "--model", "seed", f"--ray={cluster.address}", "--output",
-               str(output), str(drawings))  # fmt: skip
+    done = cluster.handwritten("predict", "--model", "seed", f"--ray={cluster.address}",
+                               "--output", str(output), str(drawings))  # fmt: skip
     assert done.returncode == 1, done.stderr
     assert "356 rows written, 0 already there; 1 files could not be read" in done.stderr
-    assert output.read_bytes() == local_run.read_bytes()
+    assert same_answers(csv_rows(output), csv_rows(local_run))
+    assert_only_ours(done.stderr, drawings, output)
+
+
+def assert_only_ours(stderr: str, drawings: Path, output: Path) -> None:
+    """Only what concerns the user on a healthy run: the unreadable file and the summary, no
+    line of Ray's own (its core worker's, its token notices)."""
+    lines = stderr.strip().splitlines()
+    assert lines, "no summary"
+    assert all(line.startswith((str(drawings), str(output))) for line in lines), stderr
+
+
+def test_a_local_ray_gives_the_local_runs_rows(
+    cluster: Cluster, drawings: Path, local_run: Path, tmp_path: Path
+) -> None:
+    """`--ray` with no address starts a Ray of its own for the job (in this test's home,
+    beside the cluster, which it must not join)."""
+    output = tmp_path / "local-ray.csv"
+    done = cluster.handwritten("predict", "--model", "seed", "--output", str(output),
+                               str(drawings), "--ray")  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "356 rows written, 0 already there; 1 files could not be read" in done.stderr
+    assert same_answers(csv_rows(output), csv_rows(local_run))
+    assert_only_ours(done.stderr, drawings, output)
 
 
 def test_worker_node_killed_midway_loses_and_repeats_no_row(
@@ -151,7 +200,9 @@ def test_worker_node_killed_midway_loses_and_repeats_no_row(
     command = ["predict", "--model", "seed", "--chunk", "10", "--output", str(output),
                f"--ray={cluster.address}", str(drawings)]  # fmt: skip
     with open(tmp_path / "stderr.txt", "w") as errors:
-        process = subprocess.Popen([str(HANDWRITTEN), *command], cwd=ROOT, stderr=errors)
+        process = subprocess.Popen(
+            [str(HANDWRITTEN), *command], cwd=ROOT, stderr=errors, env=cluster.env
+        )
         record = bulk.sidecar(output)
         while process.poll() is None and _committed(record) < 20:
             time.sleep(0.05)
@@ -160,10 +211,10 @@ def test_worker_node_killed_midway_loses_and_repeats_no_row(
         process.wait(timeout=600)
     assert 20 <= killed_at < 356, "the node was not killed in the middle of the job"
     if _committed(record) < 356:  # Ray gave up: the rerun, on the head alone, resumes.
-        run(*command)
+        cluster.handwritten(*command)
     rows = csv_rows(output)
     assert len({row["path"] for row in rows}) == len(rows) == 356
-    assert output.read_bytes() == local_run.read_bytes()
+    assert same_answers(rows, csv_rows(local_run))
 
 
 def _committed(record: Path) -> int:

@@ -26,6 +26,7 @@ from handwritten.runtime import (
     open_onnx,
     sha256_of,
 )
+from handwritten.trust import RUNTIME_TOLERANCE
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +49,12 @@ def test_shipped_onnx_agrees_with_keras_on_the_whole_test_set(name: str, mnist) 
     outputs = keras_model.model.outputs[0].shape[-1]
     assert outputs in (10, 11)
     assert from_onnx.shape == from_keras.shape == (10000, outputs)
-    assert np.array_equal(from_onnx.argmax(axis=1), from_keras.argmax(axis=1))
-    np.testing.assert_allclose(from_onnx, from_keras, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(from_onnx, from_keras, rtol=0, atol=RUNTIME_TOLERANCE)
+    # The same best digit, except where the two best tie to within the runtimes' last bits.
+    two_best = np.sort(from_keras, axis=1)[:, -2:]
+    decided = two_best[:, 1] - two_best[:, 0] > 2 * RUNTIME_TOLERANCE
+    assert decided.mean() > 0.999
+    assert (from_onnx.argmax(axis=1) == from_keras.argmax(axis=1))[decided].all()
 
 
 def test_auto_prefers_a_fresh_onnx_copy() -> None:

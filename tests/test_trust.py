@@ -108,6 +108,54 @@ def test_thresholds_keep_each_sets_refusals_and_sure_mistakes_within_their_budge
     assert chosen["chosen_on"] == ["drawings", "validation"]
 
 
+def test_thresholds_sit_mid_gap_so_a_nudge_within_the_margin_changes_no_answer():
+    rng = np.random.default_rng(3)
+    sets = {}
+    for name, size in (("validation", 3000), ("drawings", 300)):
+        labels = rng.integers(0, 10, size)
+        logits = rng.normal(0, 2.0, (size, 11))
+        logits[np.arange(size), labels] += 6.0
+        # float32, as networks answer: many scores tie or nearly tie.
+        sets[name] = (_softmax(logits).astype(np.float32), labels)
+    chosen = trust.choose_thresholds(sets)
+    pooled = np.concatenate([probabilities for probabilities, _ in sets.values()])
+    for name, scores in (
+        ("reject", trust.not_a_digit_scores(pooled)),
+        ("sure", trust.digit_probabilities(pooled).max(axis=1)),
+    ):
+        margin = chosen["margin"][name]
+        assert margin >= trust.RUNTIME_TOLERANCE, name
+        assert np.abs(scores - chosen[name]).min() == pytest.approx(margin, rel=1e-9), name
+    answers = trust.statuses(pooled, Thresholds(chosen["sure"], chosen["reject"]))
+    for nudge in (-0.99, 0.99):
+        moved = Thresholds(
+            sure=chosen["sure"] + nudge * chosen["margin"]["sure"],
+            reject=chosen["reject"] + nudge * chosen["margin"]["reject"],
+        )
+        assert (trust.statuses(pooled, moved) == answers).all(), nudge
+
+
+def test_mid_gap_is_halfway_between_the_scores_around_the_lowest_threshold():
+    scores = np.array([0.2, 0.5, 0.9])
+    assert trust.mid_gap(float(np.nextafter(0.5, 1.0)), scores) == pytest.approx((0.7, 0.2))
+    assert trust.mid_gap(0.5, scores) == pytest.approx((0.35, 0.15))
+    assert trust.mid_gap(0.95, scores) == pytest.approx((0.95, 0.05))
+    assert trust.mid_gap(0.1, scores) == pytest.approx((0.1, 0.1))
+
+
+def test_a_gap_too_narrow_for_two_runtimes_gives_way_to_the_next_wide_one_the_rule_allows():
+    # float32 confidences crowd near 1: neighbours 6e-8 apart leave no room for the last bits.
+    crowded = np.float32(0.99) + np.arange(5, dtype=np.float32) * np.float32(6e-8)
+    scores = np.concatenate([crowded, [0.995, 0.999]]).astype(np.float64)
+    lowest = float(np.nextafter(crowded[1], 1.0))
+    threshold, margin = trust.mid_gap(lowest, scores)
+    assert margin >= trust.RUNTIME_TOLERANCE
+    assert threshold == pytest.approx((crowded[-1] + 0.995) / 2)
+    # A rule that forbids that gap moves the threshold to the next one.
+    threshold, _ = trust.mid_gap(lowest, scores, allowed=lambda t: t > 0.995)
+    assert threshold == pytest.approx((0.995 + 0.999) / 2)
+
+
 def test_a_card_without_thresholds_gets_the_defaults():
     assert trust.thresholds_of(None) == Thresholds()
     recorded = trust.thresholds_of({"trust": {"sure": 0.7, "reject": 0.2, "rule": "..."}})

@@ -142,9 +142,10 @@ def test_tuning_the_seed_model_learns_and_writes_a_card(
     assert len(card["tuning"]["sha256"]) == 64
     assert len(card["tuning"]["skipped"]) == len(bad)
     assert card["tuning"]["steps"] == STEPS
-    # Scored on the same validation split as the seed model's own training run:
-    assert (
-        card["validation_before"]["accuracy"] == models.read_card(source)["validation"]["accuracy"]
+    # Scored on the same validation split as the seed model's own training run (on another
+    # machine, maybe: one image whose two best digits tie to the last bits may differ).
+    assert card["validation_before"]["accuracy"] == pytest.approx(
+        models.read_card(source)["validation"]["accuracy"], abs=1 / 5000
     )
     assert 0.9 < card["validation"]["accuracy"] <= 1
     assert card["command"] == shlex.join(["handwritten", *command])

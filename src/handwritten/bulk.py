@@ -19,6 +19,7 @@ being resumed wrongly.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
@@ -511,16 +512,14 @@ def _ray_chunks(
     started = _connect(ray, address)
     try:
         model = ray_model_bytes(classifier)
-        cpus = max(int(ray.cluster_resources().get("CPU", 1)), 1)
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True
         context.enable_progress_bars = False
         for window in _batched(paths, RAY_WINDOW):
             read = ray.data.from_items([{"path": str(p)} for p in window]).map_batches(
-                RayReader,
-                fn_constructor_kwargs={"model": model, "number": number},
+                read_on_worker,
+                fn_kwargs={"model": model, "number": number},
                 batch_size=TASK,
-                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cpus),
                 num_cpus=1,
             )
             for batch in read.iter_batches(batch_size=size, batch_format="numpy"):
@@ -530,18 +529,21 @@ def _ray_chunks(
             ray.shutdown()
 
 
-class RayReader:
-    """One per Ray worker: the model loaded once, then batch after batch of paths read with
-    the same preprocessing and classification as a local run, so the rows are the same."""
+def read_on_worker(batch: dict[str, Any], model: bytes, number: bool) -> dict[str, list[str]]:
+    """One Ray task: a batch of paths read with the same preprocessing and classification as
+    a local run, so the rows are the same. Tasks rather than actors: Ray retries a task whose
+    node died on another node, and Ray Data's actors make Ray's core worker log an error line
+    on every healthy job (ray-project/ray#57733)."""
+    classifier = _worker_model(model)
+    results = preprocess([Path(p) for p in batch["path"]], number)
+    classify(results, classifier, number)
+    return {"row": [json.dumps(result.to_json()) for result in results]}
 
-    def __init__(self, model: bytes, number: bool) -> None:
-        self.classifier = open_model_bytes(model)
-        self.number = number
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
-        results = preprocess([Path(p) for p in batch["path"]], self.number)
-        classify(results, self.classifier, self.number)
-        return {"row": [json.dumps(result.to_json()) for result in results]}
+@functools.lru_cache(maxsize=1)
+def _worker_model(model: bytes) -> Classifier:
+    """The model, loaded once per Ray worker process (Ray reuses them for task after task)."""
+    return open_model_bytes(model)
 
 
 def _import_ray() -> Any:
@@ -564,14 +566,36 @@ def _connect(ray: Any, address: str) -> bool:
     # Ray Data's own notices (execution plans, "progress bars disabled") are not the user's
     # business; errors still show. The bar is ours, on a terminal only.
     logging.getLogger("ray.data").setLevel(logging.ERROR)
+    from ray._private.authentication import authentication_token_setup as token_setup
+
+    # Whether a job's own local Ray uses a token is not the user's business either.
+    logging.getLogger(token_setup.__name__).setLevel(logging.ERROR)
+    if address:
+        _send_token_if_there_is_one()
     try:
         ray.init(address=address or None, log_to_driver=False, logging_level=logging.WARNING)
     except ConnectionError as exc:
         raise HandwrittenError(
             f"--ray {address}: no Ray cluster answers there ({exc}); start one with "
-            "`ray start --head`, or give its address as --ray=HOST:PORT."
+            "`ray start --head`, or give its address as --ray=HOST:PORT. A cluster with token "
+            "authentication needs its token here too, in ~/.ray/auth_token or $RAY_AUTH_TOKEN."
         ) from None
     return True
+
+
+def _send_token_if_there_is_one() -> None:
+    """Authenticate to a cluster the way `ray start` does on this machine.
+
+    Since Ray 2.5x a local `ray.init()` (`predict --ray` with no address) writes a token to
+    ~/.ray/auth_token, and from then on `ray start --head` turns token authentication on by
+    itself; but `ray.init(address=...)` does not send that token unless RAY_AUTH_MODE=token,
+    so the job would be refused by the very head it names. Ray's own rule for `ray start`
+    (send the token when there is one and RAY_AUTH_MODE says nothing) applies here too; a
+    cluster without authentication ignores the token.
+    """
+    from ray._private.authentication import authentication_token_setup as token_setup
+
+    token_setup.maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def ray_model_bytes(classifier: Classifier) -> bytes:

@@ -20,6 +20,7 @@ always right. The non-digits are never used to choose, only to measure.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -35,6 +36,12 @@ REJECT_BUDGET = 0.005
 """At most this share of each set of people's digits may be answered "not a digit"."""
 SURE_ACCURACY = 0.998
 """Sure answers must be at least this often right on each set of people's digits."""
+RUNTIME_TOLERANCE = 5e-6
+"""How far apart two runtimes' probabilities for one image may be: Keras and ONNX Runtime,
+or one runtime on two CPUs' kernels, differ in the last bits (at most 1.4e-6 over the shipped
+models and the 5,521 images of MNIST's validation split and people's drawings, photos and
+non-digits, measured on an AMD EPYC). Thresholds keep at least this far from every score
+they are chosen on, so the same image gets the same answer everywhere."""
 
 
 @dataclass(frozen=True)
@@ -181,17 +188,56 @@ def choose_thresholds(sets: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[st
     `sure` the lowest that keeps sure answers `SURE_ACCURACY` right in every set. Choosing
     per set, not pooled, keeps the 5,000 validation images from drowning out the few hundred
     drawings and photos people made.
+
+    Neither is left on a score: each goes to the middle of a gap between the scores of all
+    the sets' images (`mid_gap`), so that a difference in the last bits between two runtimes
+    or two CPUs' kernels cannot flip an answer. `margin` records how far the nearest score is.
     """
-    reject = max(_reject_threshold(probabilities) for probabilities, _ in sets.values())
-    sure = max(_sure_threshold(p, y, reject) for p, y in sets.values())
+    pooled = _wide(np.concatenate([probabilities for probabilities, _ in sets.values()]))
+    lowest_reject = max(_reject_threshold(probabilities) for probabilities, _ in sets.values())
+    reject, reject_margin = mid_gap(lowest_reject, not_a_digit_scores(pooled))
+    lowest_sure = max(_sure_threshold(p, y, reject) for p, y in sets.values())
+    sure, sure_margin = mid_gap(
+        lowest_sure,
+        digit_probabilities(pooled).max(axis=-1),
+        allowed=lambda sure: all(_sure_enough(p, y, sure, reject) for p, y in sets.values()),
+    )
     thresholds = Thresholds(sure=sure, reject=reject)
     return {
         **thresholds.to_json(),
+        "margin": {"sure": sure_margin, "reject": reject_margin},
         "chosen_on": sorted(sets),
         "rule": f"reject: at most {REJECT_BUDGET:.1%} of each set's digits refused; sure: "
-        f"sure answers at least {SURE_ACCURACY:.1%} right in each set",
+        f"sure answers at least {SURE_ACCURACY:.1%} right in each set; each in the middle of "
+        f"a gap between the sets' scores, at least {RUNTIME_TOLERANCE:g} from the nearest "
+        "where the rule allows",
         "coverage": {name: answer_shares(p, y, thresholds) for name, (p, y) in sets.items()},
     }
+
+
+def mid_gap(
+    lowest: float,
+    scores: np.ndarray,
+    allowed: Callable[[float], bool] = lambda threshold: True,
+    margin: float = RUNTIME_TOLERANCE,
+) -> tuple[float, float]:
+    """Where to put a threshold that must be at least `lowest`, and its margin (half its gap).
+
+    A threshold answers yes for scores at or above it, so each gap between two neighbouring
+    scores is a range of thresholds that all answer alike, and its middle is the one furthest
+    from both. The gap holding `lowest` answers every score as `lowest` does; where it is
+    narrower than twice `margin` (float32 scores crowd near 1), the first gap above it that is
+    wide enough and still `allowed` by the rule is taken instead, answering a few more images
+    the cautious way. Scores are probabilities: the outermost gaps run to 0 and 1.
+    """
+    edges = np.unique(np.concatenate([[0.0], _wide(scores), [1.0]]))
+    first = max(0, int(np.searchsorted(edges, lowest, side="left")) - 1)
+    gaps = [(float(edges[i]), float(edges[i + 1])) for i in range(first, len(edges) - 1)]
+    for low, high in gaps:
+        if (high - low) / 2 >= margin and allowed((low + high) / 2):
+            return (low + high) / 2, (high - low) / 2
+    low, high = gaps[0]
+    return (low + high) / 2, (high - low) / 2
 
 
 def _reject_threshold(probabilities: np.ndarray) -> float:
@@ -219,6 +265,14 @@ def _sure_threshold(probabilities: np.ndarray, labels: np.ndarray, reject: float
     if last + 1 >= len(order):
         return float(confidence[order[last]])
     return float(np.nextafter(confidence[order[last + 1]], np.inf))
+
+
+def _sure_enough(probabilities: np.ndarray, labels: np.ndarray, sure: float, reject: float) -> bool:
+    """Whether the answers that `sure` and `reject` make sure are right often enough."""
+    status = statuses(probabilities, Thresholds(sure=sure, reject=reject)) == "digit"
+    best = digit_probabilities(probabilities).argmax(axis=-1)
+    right = best[status] == np.asarray(labels)[status]
+    return not status.any() or right.mean() >= SURE_ACCURACY
 
 
 def answer_shares(
