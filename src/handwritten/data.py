@@ -210,7 +210,7 @@ def download_mnist(
     urls = _mirror_list(mirrors)
     wanted = list(IDX_FILES.values()) if names is None else list(names)
     limit = DOWNLOAD_TIMEOUT if timeout is None else timeout
-    with download.exclusive(target, _SET_DATA_DIR):
+    with download.exclusive(target, "MNIST", _SET_DATA_DIR):
         download.remove_partial_downloads(target)
         for name in wanted:
             if _find(target, name) is None:

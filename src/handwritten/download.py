@@ -41,16 +41,17 @@ def file_sha256(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def exclusive(directory: Path, remedy: str) -> Iterator[None]:
+def exclusive(directory: Path, what: str, remedy: str) -> Iterator[None]:
     """Hold an exclusive lock on `directory` (made if need be) so processes fetch each file
-    once; `remedy` says what to do when the folder cannot be written."""
+    once; when the folder cannot be written, the error names `what` was to go there, and
+    `remedy` says what else to do."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
         lock = (directory / ".lock").open("a")
     except OSError as error:
         raise DataError(
-            f"cannot write into {directory} ({error.strerror or error}); make it writable, "
-            f"or set XDG_CACHE_HOME to a writable folder, or {remedy}"
+            f"cannot write {what} into {directory} ({error.strerror or error}); make it "
+            f"writable, or set XDG_CACHE_HOME to a writable folder, or {remedy}"
         ) from None
     with lock:
         if fcntl is not None:

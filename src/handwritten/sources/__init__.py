@@ -45,11 +45,9 @@ from handwritten.sources._core import (
     Samples,
     Source,
     checksum_state,
+    load_source,
     locate,
     read_cache,
-    render,
-    verified_folder,
-    write_cache,
 )
 
 __all__ = [
@@ -102,13 +100,7 @@ def load(name: str, data_dir: PathLike | None = None) -> Samples:
     source = get(name)
     if name == "mnist":
         return mnist.load(_mnist_dir(data_dir))
-    folder = verified_folder(source, data_dir)
-    cached = read_cache(source)
-    if cached is not None:
-        return cached
-    samples = render(source, _MODULES[name].parse(folder))
-    write_cache(samples, source)
-    return samples
+    return load_source(source, _MODULES[name].parse, data_dir)
 
 
 def status(name: str, data_dir: PathLike | None = None) -> dict[str, Any]:

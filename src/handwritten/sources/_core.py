@@ -15,7 +15,7 @@ import json
 import os
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -190,7 +190,7 @@ def _verify(path: Path, expected: str, source: Source, remedy: str) -> None:
 
 def _download(source: Source, folder: Path, names: Sequence[str]) -> None:
     mirror = os.environ.get(MIRROR_ENV, "").strip().rstrip("/")
-    with download.exclusive(folder, _set_folder(source)):
+    with download.exclusive(folder, source.name, _set_folder(source)):
         download.remove_partial_downloads(folder)
         for name in names:
             if (folder / name).is_file():
@@ -232,6 +232,22 @@ def malformed(path: Path, line: int | None, problem: str) -> DataError:
 
 
 # Rendering and the cache ------------------------------------------------------------------
+
+
+def load_source(
+    source: Source,
+    parse: Callable[[Path], Sequence[Written]],
+    data_dir: str | os.PathLike[str] | None = None,
+) -> Samples:
+    """Verify (downloading into the cache first if need be), then read the rendered samples
+    from the cache, or parse, render and cache them."""
+    folder = verified_folder(source, data_dir)
+    cached = read_cache(source)
+    if cached is not None:
+        return cached
+    samples = render(source, parse(folder))
+    write_cache(samples, source)
+    return samples
 
 
 def render(source: Source, written: Sequence[Written]) -> Samples:

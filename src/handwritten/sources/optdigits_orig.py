@@ -41,6 +41,7 @@ _FILES = {
 }
 _SIDE = 32
 _BITMAP_ROW = re.compile(r"^[01]{32}$")
+_LABEL = re.compile(r"^\s*\d\s*$")
 
 SOURCE = Source(
     name="optdigits-orig",
@@ -78,7 +79,7 @@ def parse_file(path: Path, split: str) -> list[Written]:
         rows, label = lines[position : position + _SIDE], lines[position + _SIDE : position + 33]
         if len(rows) < _SIDE or not all(_BITMAP_ROW.match(row) for row in rows):
             raise malformed(path, position + 1, "expected 32 rows of 32 0s and 1s")
-        if len(label) != 1 or label[0].strip() not in "0123456789" or not label[0].strip():
+        if len(label) != 1 or not _LABEL.match(label[0]):
             raise malformed(path, position + _SIDE + 1, "expected a digit label after the bitmap")
         ink = np.array([[int(bit) for bit in row] for row in rows], dtype=np.float32)
         samples.append(Written(label[0].strip(), "", split, picture=scan_image(ink)))
