@@ -113,6 +113,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         "(e.g. one whose licence does not suit you); `handwritten sources` lists them "
         "(default: all the recipe's)",
     )
+    _add_writers_dir(parser)
     _add_data_dir(parser)
     parser.set_defaults(run=_train)
 
@@ -329,6 +330,12 @@ def _add_sources(commands: argparse._SubParsersAction) -> None:
         help="save DIR/<source>.png: each source's digits as the network sees them "
         "(downloads what is missing)",
     )
+    _add_writers_dir(parser)
+    _add_data_dir(parser)
+    parser.set_defaults(run=_sources)
+
+
+def _add_writers_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--writers-dir",
         type=Path,
@@ -336,8 +343,6 @@ def _add_sources(commands: argparse._SubParsersAction) -> None:
         help="folder with one sub-folder per source, like ../shared/writers (default: "
         "$HANDWRITTEN_WRITERS_DIR, else a cache folder, downloading into it when needed)",
     )
-    _add_data_dir(parser)
-    parser.set_defaults(run=_sources)
 
 
 def _port(text: str) -> int:
@@ -386,6 +391,7 @@ def _train(args: argparse.Namespace) -> int:
         args.model,
         args.output,
         data_dir=args.data_dir,
+        writers_dir=args.writers_dir,
         sources=parse_sources(args.sources) if args.sources is not None else None,
         epochs=args.epochs,
         seed=args.seed,
