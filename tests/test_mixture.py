@@ -148,3 +148,24 @@ def test_a_card_from_before_the_mixture_learned_from_mnist_alone() -> None:
     card = {"recipe": {"sources": {"mnist": 0.6, "usps": 0.4}, "held_out": ["optdigits-orig"]}}
     assert mixture.card_sources(card) == ((("mnist", 0.6), ("usps", 0.4)), ("optdigits-orig",))
     assert mixture.trained_on(card) == ["mnist", "usps"]
+
+
+def test_thresholds_are_chosen_on_digits_of_sources_whose_labels_hold() -> None:
+    def part(value: int, labels: list[int]) -> mixture.Part:
+        return mixture.Part(np.full((len(labels), 28, 28), value, np.uint8), np.array(labels))
+
+    mix = mixture.Mixture(
+        train={},
+        validation={
+            "mnist": part(1, [3, 4]),
+            "unipen-1a": part(2, [5]),
+            "chars74k-hnd": part(3, [6, models.NOT_A_DIGIT]),
+        },
+        held_out={},
+        test={},
+        weights={},
+    )
+    images, labels = mix.threshold_digits()
+    assert labels.tolist() == [3, 4, 6]
+    assert images[:, 0, 0].tolist() == [1, 1, 3]
+    assert len(mix.validation_pooled()[1]) == 5  # the temperature still sees them all

@@ -227,15 +227,15 @@ def choose_trust(
     mix: mixture.Mixture | None = None,
 ) -> dict[str, Any]:
     """Choose the status thresholds on people's digits alone: the validation split (MNIST's
-    and every writer collection's validation writers the model learned from, pooled) and the
-    labelled `drawings` folders, pooled (see `trust.choose_thresholds`); the card keeps the
-    result. Pooled, because a set of 51 photos alone would allow not one refusal in 200.
-    `mix` is the model's mixture already loaded (`load_mixture`), else it is loaded."""
+    and the validation writers of every source the model learned from, pooled, but for the
+    sources with wrong labels, `mixture.NOISY_LABELS`) and the labelled `drawings` folders,
+    pooled (see `trust.choose_thresholds`); the card keeps the result. Pooled, because a set
+    of 51 photos alone would allow not one refusal in 200. `mix` is the model's mixture
+    already loaded (`load_mixture`), else it is loaded."""
     mix = mix if mix is not None else load_mixture(classifier, mnist)
-    images, labels = mix.validation_pooled()
-    digits = labels < trust.NUM_DIGITS
+    images, labels = mix.threshold_digits()
     people = [_labelled_outputs(Path(folder), classifier) for folder in drawings]
-    sets = {"validation": (classifier.probabilities(images[digits]), labels[digits])}
+    sets = {"validation": (classifier.probabilities(images), labels)}
     if people:
         names = " + ".join(sorted(Path(folder).name for folder in drawings))
         sets[names] = tuple(np.concatenate(parts) for parts in zip(*people, strict=True))
