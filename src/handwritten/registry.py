@@ -105,9 +105,12 @@ MODELS: dict[str, ModelSpec] = {
                 weight_decay=1e-4,
                 label_smoothing=0.05,
                 augmentations=CNN_AUGMENTATIONS,
-                negatives=0.15,
-                teacher="cnn",
-                distillation=0.5,
+                negatives=0.2,
+                # No teacher since the mixture: the shipped cnn learnt MNIST alone and misreads
+                # 4.5% of pendigits' digits. Distilled from it (one run each, seed 42), the
+                # lean read 98.0% of pendigits' validation writers instead of 99.2%, was sure
+                # of 85% of people's drawings instead of 88% and of 94% of the photos instead
+                # of 100%, and trained in 2,102 s instead of 1,430 s (side by side, busy).
                 sources=WRITER_SOURCES,
                 held_out=HELD_OUT_SOURCES,
             ),
