@@ -32,12 +32,14 @@ def render(results: dict) -> str:
     from bench_bulk import markdown as bulk
     from bench_trust import markdown as trust
     from bench_trust import network_markdown as network
+    from bench_writers import markdown as writers
     from tune_users import markdown as tune
 
     for name, section_markdown in (
         ("bulk", bulk),
         ("trust", trust),
         ("trust", network),
+        ("writers", writers),
         ("tune", tune),
     ):
         if name in sections:

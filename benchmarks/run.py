@@ -25,7 +25,7 @@ from common import BENCHMARKS, data_dir, finished, setting, stamp
 
 from handwritten import files
 
-SECTIONS = ("train", "race", "predict", "serve", "numbers", "bulk", "trust", "tune")
+SECTIONS = ("train", "race", "predict", "serve", "numbers", "bulk", "trust", "writers", "tune")
 FULL_ONLY = ("race", "tune")
 """Sections too long for quick mode (an hour of training, some minutes of tuning)."""
 
@@ -140,6 +140,12 @@ def _trust(mode: Mode, data: Path) -> dict:
     return trust(data)
 
 
+def _writers(mode: Mode, data: Path) -> dict:
+    from bench_writers import writers
+
+    return writers(data)
+
+
 def _tune(mode: Mode, data: Path) -> dict:
     from tune_users import tune_section
 
@@ -154,6 +160,7 @@ RUNNERS = {
     "numbers": _numbers,
     "bulk": _bulk,
     "trust": _trust,
+    "writers": _writers,
     "tune": _tune,
 }
 

@@ -17,6 +17,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import bench_serve
 import bench_train
+import bench_writers
 import common
 import idx
 import results_md
@@ -80,3 +81,38 @@ def test_the_race_reads_the_digit_accuracy_training_prints(capsys: pytest.Captur
 def test_results_md_is_what_results_json_renders_to() -> None:
     results = json.loads((ROOT / "benchmarks" / "results.json").read_text())
     assert results_md.render(results) == (ROOT / "benchmarks" / "RESULTS.md").read_text()
+
+
+def test_the_writers_section_puts_each_target_beside_its_figure() -> None:
+    figures = {"images": 100, "accuracy": 0.99, "read": 0.98, "refused": 0.005, "sure": 0.9}
+    section = {
+        "model": "lean",
+        "sources": ["mnist", "usps"],
+        "populations": {
+            "validation": {"mnist": figures, "usps": {**figures, "refused": 0.02}},
+            "held_out": {"optdigits-orig": {**figures, "read": 0.96}},
+            "test": {"mnist": {**figures, "accuracy": 0.996}, "usps": figures},
+        },
+        "drawings": {
+            "user-digits": {"images": 355, "correct": 352, "sure": 0.97, "sure_accuracy": 1.0},
+            "photos": {"images": 51, "correct": 50, "sure": 0.98, "sure_accuracy": 0.998},
+        },
+        "numbers": {"images": 47, "correct": 41},
+        "nondigits": {"images": 115, "refused": 0.91},
+        "multiply_adds": 3_879_072,
+        "training_seconds": 612.0,
+    }
+    met = {label: verdict for label, _, _, verdict in bench_writers.rows(section)}
+    assert met["optdigits-orig (never trained on): read"] is False
+    assert met["optdigits-orig (never trained on): refused"] is True
+    assert met["usps validation: refused"] is False
+    assert met["mnist validation: refused"] is True
+    assert met["user-digits: read right"] is True
+    assert met["photos: read right"] is False
+    assert met["MNIST test accuracy"] is True
+    assert met["USPS test accuracy"] is True
+    assert met["numbers: read right"] is True
+    assert met["training from scratch (the card's)"] is False
+    table = bench_writers.markdown(section)
+    assert "| optdigits-orig (never trained on): read | 96.00% | >= 97.0% | **no** |" in table
+    assert "| multiply-adds an image | 3.88 M | <= 4 M | yes |" in table

@@ -105,6 +105,18 @@ def test_train_refuses_to_overwrite(capsys: pytest.CaptureFixture, tmp_path: Pat
     assert output.read_bytes() == b"keep me"
 
 
+def test_train_names_a_source_it_cannot_keep(capsys: pytest.CaptureFixture, tmp_path) -> None:
+    output = tmp_path / "model.keras"
+    for sources, complaint in (
+        ("mnist,nosuch", "--sources: no source named nosuch"),
+        ("mnist,optdigits-orig", "--sources: optdigits-orig is not among"),
+    ):
+        command = ["train", "--model", "lean", "--sources", sources, "--output", str(output)]
+        assert main([*command, "--data-dir", str(MNIST_DIR)]) == 1
+        assert complaint in capsys.readouterr().err
+    assert not output.exists()
+
+
 def test_argument_errors_exit_2(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--epochs", "0"])

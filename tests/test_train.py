@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import numpy as np
 import pytest
 from conftest import MNIST_DIR
 
-from handwritten import __version__, data
+from handwritten import __version__, data, registry, sources
+from handwritten.cli import main
 from handwritten.errors import HandwrittenError
 from handwritten.models import load_model
 from handwritten.preprocess import preprocessing_spec
@@ -36,7 +38,14 @@ def test_one_epoch_of_the_seed_recipe_beats_95_percent(tmp_path: Path) -> None:
     assert written["recipe"]["batch_size"] == 32
     assert written["seed"] == 42
     assert written["preprocessing"] == preprocessing_spec()
-    assert written["splits"]["test"].startswith("MNIST's 10,000 test images, scored once")
+    assert written["splits"]["test"].startswith("MNIST's 10,000 test images")
+    assert [entry["name"] for entry in written["sources"]] == ["mnist"]
+    assert written["sources"][0]["sha256"] == data.PAYLOAD_SHA256
+    assert written["recipe"]["sources"] == {"mnist": 1.0}
+    assert written["data"]["epoch_images"] == (60000 - data.VALIDATION_SIZE) // 32 * 32
+    populations = written["populations"]
+    assert populations["test"]["mnist"]["accuracy"] == written["test"]["accuracy"]
+    assert populations["validation"]["mnist"]["images"] == data.VALIDATION_SIZE
     assert written["package"]["version"] == __version__
     assert written["data"]["sha256"] == data.PAYLOAD_SHA256
     assert written["training_seconds"] > 0
@@ -103,3 +112,51 @@ def test_bad_arguments_are_named(
     with pytest.raises(HandwrittenError, match=complaint):
         train(architecture, tmp_path / output, data_dir=MNIST_DIR)
     assert not (tmp_path / output).exists()
+
+
+def test_a_mixture_is_split_by_writer_and_every_population_scored(
+    tmp_path, monkeypatch, shared, capsys
+) -> None:
+    seed = registry.get("seed")
+    recipe = dataclasses.replace(
+        seed.recipe, sources=(("mnist", 1.0), ("pendigits", 0.5)), held_out=("usps",)
+    )
+    monkeypatch.setitem(registry.MODELS, "seed", dataclasses.replace(seed, recipe=recipe))
+    card = train("seed", tmp_path / "mixed.keras", data_dir=MNIST_DIR, epochs=1, limit=3000)
+    entries = {entry["name"]: entry for entry in card["sources"]}
+    assert list(entries) == ["mnist", "pendigits", "usps"]
+    pendigits = entries["pendigits"]
+    assert pendigits["sha256"] == dict(sources.get("pendigits").files)
+    assert pendigits["licence"] == sources.get("pendigits").licence
+    assert pendigits["validation"]["writers"] == 4  # a tenth of its 44 writers
+    assert pendigits["train"]["writers"] == 40
+    assert pendigits["train"]["digits"] + pendigits["validation"]["digits"] == 10992
+    assert entries["usps"]["role"] == "held out"
+    assert entries["usps"]["digits"] == 9298
+    assert card["recipe"]["sources"] == {"mnist": pytest.approx(2 / 3), "pendigits": 1 / 3}
+    assert card["recipe"]["held_out"] == ["usps"]
+    populations = card["populations"]
+    assert set(populations["validation"]) == {"mnist", "pendigits"}
+    assert populations["validation"]["pendigits"]["images"] == pendigits["validation"]["digits"]
+    assert set(populations["held_out"]) == {"usps"}
+    assert 0.5 < populations["held_out"]["usps"]["read"] < 1.0
+    assert set(populations["test"]) == {"mnist"}
+
+    # Recording chooses the thresholds on every source's validation writers, then scores
+    # each population again with them.
+    command = ["evaluate", "--model", str(tmp_path / "mixed.keras"), "--runtime", "keras"]
+    assert main([*command, "--record", "--drawings", str(shared / "user-digits")]) == 0
+    assert "held_out usps: " in capsys.readouterr().out
+    recorded = json.loads(card_path(tmp_path / "mixed.keras").read_text())
+    coverage = recorded["trust"]["coverage"]["validation"]
+    assert coverage["images"] == data.VALIDATION_SIZE + pendigits["validation"]["digits"]
+    chosen = {key: recorded["trust"][key] for key in ("sure", "reject")}
+    assert recorded["populations"]["thresholds"] == chosen
+    assert recorded["populations"]["held_out"]["usps"] != populations["held_out"]["usps"]
+
+    kept = train(
+        "seed", tmp_path / "pen.keras", data_dir=MNIST_DIR, sources=["pendigits"], epochs=1
+    )
+    assert kept["recipe"]["sources"] == {"pendigits": 1.0}
+    assert kept["data"]["train_images"] == pendigits["train"]["digits"]
+    assert [entry["name"] for entry in kept["sources"]] == ["pendigits", "usps"]

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from handwritten import data, files, registry, trust
+from handwritten import data, files, mixture, registry, trust
 from handwritten.errors import DataError, HandwrittenError, ModelError
 from handwritten.evaluate import Evaluation, character_error_rate, edit_distance, score
 from handwritten.labels import digit_label, kind_label, number_label, read_labels
@@ -55,6 +55,7 @@ __all__ = [
     "gallery",
     "list_sources",
     "load",
+    "load_mixture",
     "models",
     "predict",
     "predict_image",
@@ -63,6 +64,8 @@ __all__ = [
     "read_number",
     "read_numbers",
     "record_development",
+    "record_populations",
+    "score_populations",
     "synth_numbers",
     "train",
     "tune",
@@ -227,20 +230,52 @@ def evaluate_nondigits(folder: Source, classifier: Classifier) -> dict[str, Any]
 
 
 def choose_trust(
-    classifier: Classifier, drawings: Iterable[Source], mnist: data.Mnist | Source | None = None
+    classifier: Classifier,
+    drawings: Iterable[Source],
+    mnist: data.Mnist | Source | None = None,
+    mix: mixture.Mixture | None = None,
 ) -> dict[str, Any]:
-    """Choose the status thresholds on people's digits alone: the validation split and the
-    labelled `drawings` folders, pooled (see `trust.choose_thresholds`); the card keeps the
-    result. Pooled, because a set of 51 photos alone would allow not one refusal in 200."""
-    if not isinstance(mnist, data.Mnist):
-        mnist = data.load_mnist(mnist)
-    split = data.split_mnist(mnist)
+    """Choose the status thresholds on people's digits alone: the validation split (MNIST's
+    and the validation writers of every source the model learned from, pooled, but for the
+    sources with wrong labels, `mixture.NOISY_LABELS`) and the labelled `drawings` folders,
+    pooled (see `trust.choose_thresholds`); the card keeps the result. Pooled, because a set
+    of 51 photos alone would allow not one refusal in 200. `mix` is the model's mixture
+    already loaded (`load_mixture`), else it is loaded."""
+    mix = mix if mix is not None else load_mixture(classifier, mnist)
+    images, labels = mix.threshold_digits()
     people = [_labelled_outputs(Path(folder), classifier) for folder in drawings]
-    sets = {"validation": (classifier.probabilities(split.x_val), split.y_val)}
+    sets = {"validation": (classifier.probabilities(images), labels)}
     if people:
         names = " + ".join(sorted(Path(folder).name for folder in drawings))
         sets[names] = tuple(np.concatenate(parts) for parts in zip(*people, strict=True))
     return trust.choose_thresholds(sets)
+
+
+def load_mixture(
+    classifier: Classifier, mnist: data.Mnist | Source | None = None
+) -> mixture.Mixture:
+    """The sources a model learned from and those it held out, as its card names them (MNIST
+    alone for a card from before the mixture), split as in training."""
+    sources, held_out = mixture.card_sources(classifier.card)
+    return mixture.load_mixture(sources, held_out, not_a_digit=False, mnist=mnist)
+
+
+def score_populations(classifier: Classifier, mix: mixture.Mixture) -> dict[str, Any]:
+    """How the model answers each source's validation writers, the held-out populations and
+    the test sets, with the thresholds its card records (see `mixture.score_populations`)."""
+    thresholds = trust.thresholds_of(classifier.card)
+    return mixture.score_populations(classifier.probabilities, mix, thresholds)
+
+
+def record_populations(model: Source | None, populations: dict[str, Any]) -> Path:
+    """Keep `score_populations`' figures in the model's card, under `populations`."""
+    path = registry.resolve_model(model)
+    card = read_card(path)
+    if card is None:
+        raise DataError(f"{card_path(path)}: no model card to record in; train the model first.")
+    card["populations"] = populations
+    files.write_json(card_path(path), card)
+    return card_path(path)
 
 
 def _labelled_outputs(folder: Path, classifier: Classifier) -> tuple[np.ndarray, np.ndarray]:
@@ -376,8 +411,8 @@ def check_new_model(output: Source, force: bool = False) -> None:
 
 
 def train(model: str, output: Source, **options: Any) -> dict[str, Any]:
-    """Train a registered model on MNIST with its recipe; returns the model card (see
-    `train.train` for the options)."""
+    """Train a registered model on its recipe's sources (`sources=` keeps only some of them);
+    returns the model card (see `train.train` for the options)."""
     from handwritten.runtime import import_keras_quietly
 
     check_new_model(output, force=options.get("force", False))
@@ -531,6 +566,7 @@ class ModelInfo:
             "test_accuracy": (card.get("test") or {}).get("accuracy"),
             "drawings": {name: _development_figure(d) for name, d in development.items()},
             "ece_test": ((card.get("calibration") or {}).get("ece") or {}).get("test"),
+            "sources": mixture.trained_on(card) if card else [],
             "onnx_images_per_second": (card.get("speed") or {}).get("onnx_images_per_second"),
             "summary": self.summary,
         }

@@ -134,7 +134,9 @@ def _add_model(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_train(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("train", help="train a model on MNIST and save it")
+    parser = commands.add_parser(
+        "train", help="train a model on its recipe's sources (MNIST and writer collections)"
+    )
     parser.add_argument(
         "--model",
         default="seed",
@@ -146,7 +148,11 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--epochs", type=_positive_int, help="override the recipe's epochs")
     parser.add_argument("--seed", type=_seed, default=42, help="random seed (default: 42)")
-    parser.add_argument("--limit", type=_positive_int, help="train on the first N images only")
+    parser.add_argument(
+        "--limit",
+        type=_positive_int,
+        help="train on the first N images of each source only, N an epoch",
+    )
     parser.add_argument("--force", action="store_true", help="overwrite an existing --output")
     parser.add_argument(
         "--augment",
@@ -161,6 +167,15 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="your own labelled digits, DIR/0/*.png ... DIR/9/*.png, mixed into training",
     )
+    parser.add_argument(
+        "--sources",
+        metavar="LIST",
+        type=_text,
+        help="train on only these of the recipe's sources, comma-separated, to leave some out "
+        "(e.g. one whose licence does not suit you); `handwritten sources` lists them "
+        "(default: all the recipe's)",
+    )
+    _add_writers_dir(parser)
     _add_data_dir(parser)
     parser.set_defaults(run=_train)
 
@@ -390,6 +405,12 @@ def _add_sources(commands: argparse._SubParsersAction) -> None:
         help="save DIR/<source>.png: each source's digits as the network sees them "
         "(downloads what is missing)",
     )
+    _add_writers_dir(parser)
+    _add_data_dir(parser)
+    parser.set_defaults(run=_sources)
+
+
+def _add_writers_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--writers-dir",
         type=_path,
@@ -397,8 +418,6 @@ def _add_sources(commands: argparse._SubParsersAction) -> None:
         help="folder with one sub-folder per source, like ../shared/writers (default: "
         "$HANDWRITTEN_WRITERS_DIR, else a cache folder, downloading into it when needed)",
     )
-    _add_data_dir(parser)
-    parser.set_defaults(run=_sources)
 
 
 def _add_synth(commands: argparse._SubParsersAction) -> None:
@@ -420,13 +439,7 @@ def _add_synth(commands: argparse._SubParsersAction) -> None:
         help="the sources whose training digits to use, comma-separated "
         "(default: all; see `handwritten sources`)",
     )
-    parser.add_argument(
-        "--writers-dir",
-        type=_path,
-        metavar="DIR",
-        help="folder with one sub-folder per source, like ../shared/writers (default: "
-        "$HANDWRITTEN_WRITERS_DIR, else a cache folder, downloading into it when needed)",
-    )
+    _add_writers_dir(parser)
     _add_data_dir(parser)
     parser.set_defaults(run=_synth)
 
@@ -524,6 +537,7 @@ def _train(args: argparse.Namespace) -> int:
     api.check_new_model(args.output, args.force)
     from handwritten.augment import parse_augmentations
     from handwritten.data import load_digit_folders
+    from handwritten.mixture import parse_sources
 
     augmentations = None if args.augment is None else parse_augmentations(args.augment)
     extra = None
@@ -535,6 +549,8 @@ def _train(args: argparse.Namespace) -> int:
         args.model,
         args.output,
         data_dir=args.data_dir,
+        writers_dir=args.writers_dir,
+        sources=parse_sources(args.sources) if args.sources is not None else None,
         epochs=args.epochs,
         seed=args.seed,
         limit=args.limit,
@@ -611,9 +627,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _evaluate_labelled(args: argparse.Namespace, classifier) -> int:
     from handwritten import api
 
-    thresholds = None
+    thresholds = mix = None
     if args.record and args.drawings:
-        thresholds = api.choose_trust(classifier, args.drawings, args.data_dir)
+        mix = api.load_mixture(classifier, args.data_dir)
+        thresholds = api.choose_trust(classifier, args.drawings, mix=mix)
         classifier.card = {**(classifier.card or {}), "trust": thresholds}
     results = [api.evaluate_drawings(folder, classifier) for folder in args.drawings or ()]
     results += [api.evaluate_numbers(folder, classifier) for folder in args.numbers or ()]
@@ -623,7 +640,24 @@ def _evaluate_labelled(args: argparse.Namespace, classifier) -> int:
     if args.record:
         recorded = api.record_development(args.model, results, thresholds)
         print(f"recorded in {recorded}", file=sys.stderr)
+    if mix is not None:
+        populations = api.score_populations(classifier, mix)
+        print(_populations_summary(populations))
+        api.record_populations(args.model, populations)
     return 0
+
+
+def _populations_summary(populations: dict) -> str:
+    """One line per source and group: read and refused, with the thresholds just chosen."""
+    lines = []
+    for group in ("validation", "held_out", "test"):
+        for name, figures in populations[group].items():
+            if figures.get("images"):
+                lines.append(
+                    f"{group} {name}: {figures['read']:.2%} of {figures['images']} read, "
+                    f"{figures['refused']:.2%} refused"
+                )
+    return "\n".join(lines)
 
 
 def _labelled_summary(result: dict) -> str:
@@ -811,7 +845,17 @@ def _sources_table(rows: list[dict]) -> str:
 
 def _models_table(rows: list[dict]) -> str:
     """One line per model: what `handwritten models` shows."""
-    header = ("model", "file", "params", "MMACs", "val acc", "test acc", "onnx img/s", "drawings")
+    header = (
+        "model",
+        "file",
+        "params",
+        "MMACs",
+        "val acc",
+        "test acc",
+        "onnx img/s",
+        "sources",
+        "drawings",
+    )
     lines = [header]
     for row in rows:
         lines.append(
@@ -823,6 +867,7 @@ def _models_table(rows: list[dict]) -> str:
                 _figure(row["validation_accuracy"], "{:.2%}"),
                 _figure(row["test_accuracy"], "{:.2%}"),
                 _figure(row["onnx_images_per_second"], "{:,.0f}"),
+                ",".join(row["sources"]) or "-",
                 ", ".join(f"{name} {score}" for name, score in row["drawings"].items()) or "-",
             )
         )

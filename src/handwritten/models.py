@@ -159,10 +159,14 @@ def logits_of(model: keras.Model) -> keras.Model | None:
 
 
 SPLITS = {
-    "validation": "5,000 MNIST training images held out; watched during training. The recipe, "
-    "augmentations and thresholds are chosen on it and on the development drawings.",
+    "validation": "5,000 MNIST training images held out, and every image of about a tenth of "
+    "each other source's writers; watched during training. The recipe, augmentations and "
+    "thresholds are chosen on it and on the development drawings.",
     "development": "people's drawings and photos (../shared); chosen on with validation.",
-    "test": "MNIST's 10,000 test images, scored once after training; never chosen on.",
+    "held_out": "whole sources never trained on (the recipe's held_out): populations never "
+    "seen, scored after training; never chosen on.",
+    "test": "MNIST's 10,000 test images, and USPS's test file for a model that learned from "
+    "USPS, scored once after training; never chosen on.",
 }
 """Which data chose what: every model card says it."""
 

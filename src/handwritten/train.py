@@ -1,9 +1,9 @@
-"""Train a model on MNIST with a fixed seed, save it atomically, and record how in a model card."""
+"""Train a model on its recipe's sources with a fixed seed, save it atomically, and record
+how in a model card."""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import platform
 import shlex
@@ -28,6 +28,7 @@ from handwritten import (
     data,
     evaluate,
     files,
+    mixture,
     models,
     negatives,
     registry,
@@ -107,6 +108,8 @@ def train(
     output: Path,
     *,
     data_dir: str | Path | None = None,
+    writers_dir: str | Path | None = None,
+    sources: list[str] | None = None,
     epochs: int | None = None,
     seed: int = DEFAULT_SEED,
     limit: int | None = None,
@@ -115,38 +118,52 @@ def train(
     force: bool = False,
     verbose: int = 2,
 ) -> dict[str, Any]:
-    """Train `architecture` on MNIST, save it to `output`, and return its model card.
+    """Train `architecture` on its recipe's sources, save it to `output`, and return its card.
 
     Everything random is seeded and TensorFlow runs deterministic kernels, so the same command
-    gives the same weights. `limit` trains on the first N training images, for a quick try.
-    `extra` is (images, labels) of the user's own digits, mixed into every epoch. Training
-    watches the validation images held out of MNIST's training set; the test set is scored
-    once, after training, and never used to choose anything.
+    gives the same weights. `sources` keeps only those of the recipe's sources (`--sources`);
+    `limit` trains on the first N training images of each, for a quick try. `extra` is
+    (images, labels) of the user's own digits, 5% of every epoch. Each epoch draws as many
+    digits as MNIST alone gave, from the sources by weight (`mixture.draw_epochs`). Training
+    watches every source's validation writers; the held-out sources and the test sets are
+    scored once, after training, and never used to choose anything.
     """
     spec = _check_arguments(architecture, output, force)
     recipe = spec.recipe
     epochs = recipe.epochs if epochs is None else epochs
     chosen = list(recipe.augmentations) if augmentations is None else augmentations
-    split = data.split_mnist(data.load_mnist(data_dir))
-    images, labels = split.x_train[:limit], split.y_train[:limit]
-    if extra is not None:
-        images, labels = _mix_in(images, labels, *extra)
-    digit_images = len(images)
-    validation = (split.x_val, split.y_val)
+    mix = mixture.load_mixture(
+        mixture.choose_sources(recipe.sources, sources),
+        recipe.held_out,
+        not_a_digit=bool(recipe.negatives),
+        data_dir=data_dir,
+        writers_dir=writers_dir,
+    )
+    pools, weights, per_epoch_digits = _pools(mix, limit, extra)
+    validation = mix.validation_pooled()
     if recipe.negatives:
-        count = round(recipe.negatives * len(images))
-        images, labels = _with_negatives(images, labels, count, "training", seed, split.x_train)
+        made = _negatives(round(recipe.negatives * per_epoch_digits), "training", seed, mix)
+        pools["generated non-digits"] = made
+        weights = {name: share / (1 + recipe.negatives) for name, share in weights.items()}
+        weights["generated non-digits"] = recipe.negatives / (1 + recipe.negatives)
         validation = _with_negatives(*validation, VALIDATION_NEGATIVES, "validation", seed, None)
+    per_epoch = round(per_epoch_digits * (1 + recipe.negatives))
+    batch_size = min(recipe.batch_size, per_epoch)
+    steps = per_epoch // batch_size
+    draws = mixture.draw_epochs(
+        {name: len(part) for name, part in pools.items()}, weights, steps * batch_size, epochs, seed
+    )
+    images = np.concatenate([part.images for part in pools.values()])
+    labels = np.concatenate([part.labels for part in pools.values()])
 
-    run = _run_identity(architecture, epochs, seed, chosen, images, labels)
+    run = _run_identity(architecture, epochs, seed, chosen, [images, labels, draws])
     _claim_backup(backup_dir(output), run)
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     model = spec.build()
     classes = int(model.outputs[0].shape[-1])
-    batch_size = min(recipe.batch_size, len(images))
     model.compile(
-        optimizer=make_optimizer(recipe, len(images) // batch_size * epochs),
+        optimizer=make_optimizer(recipe, steps * epochs),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
         metrics=["accuracy", digit_accuracy(classes)],
     )
@@ -156,10 +173,11 @@ def train(
     try:
         with _signals_to(stop.ask):
             model.fit(
-                _training_data(images, _one_hot(labels, classes), batch_size, chosen, seed)
+                _training_data(images, labels, draws, batch_size, classes, chosen, seed)
                 .map(_distilling(recipe, classes), num_parallel_calls=tf.data.AUTOTUNE)
                 .prefetch(tf.data.AUTOTUNE),
                 epochs=epochs,
+                steps_per_epoch=steps,
                 validation_data=(
                     models.model_input(validation[0]),
                     _one_hot(validation[1], classes),
@@ -173,6 +191,7 @@ def train(
         raise
     model, calibration = _calibrated(model, validation)
     classifier = models.KerasClassifier(model)
+    split = mix.mnist_split
     scores = {
         "validation": evaluate.evaluate_model(classifier, split.x_val, split.y_val),
         "test": evaluate.evaluate_model(classifier, split.x_test, split.y_test),
@@ -195,10 +214,16 @@ def train(
         epochs=epochs,
         seed=seed,
         augmentations=chosen,
-        images=(digit_images, 0 if extra is None else len(extra[0]), len(images) - digit_images),
-        split=split,
+        images={
+            "train_images": sum(len(part.digits()) for part in mix.train.values()),
+            "extra_images": 0 if extra is None else len(extra[0]),
+            "generated_non_digits": len(pools.get("generated non-digits", ())),
+            "epoch_images": steps * batch_size,
+        },
+        mix=mix,
         model=model,
         scores=scores,
+        populations=mixture.score_populations(classifier.probabilities, mix, trust.Thresholds()),
         seconds=progress.seconds,
         commit=commit,
         calibration=calibration,
@@ -206,6 +231,37 @@ def train(
     files.write_json(card_path(output), card)
     _save_history(progress.history, output)
     return card
+
+
+def _pools(
+    mix: mixture.Mixture, limit: int | None, extra: tuple[np.ndarray, np.ndarray] | None
+) -> tuple[dict[str, mixture.Part], dict[str, float], int]:
+    """What training draws from (each source's training images, the first `limit` of each
+    with --limit, and the user's own digits), the share of each, and the digits an epoch
+    draws: as many as MNIST alone gave, or `limit`."""
+    pools = {
+        name: mixture.Part(part.images[:limit], part.labels[:limit])
+        for name, part in mix.train.items()
+    }
+    weights = dict(mix.weights)
+    if extra is not None:
+        weights = {name: share * (1 - EXTRA_SHARE) for name, share in weights.items()}
+        pools["extra"] = mixture.Part(*extra)
+        weights["extra"] = EXTRA_SHARE
+    return pools, weights, min(limit or mixture.EPOCH_DIGITS, mixture.EPOCH_DIGITS)
+
+
+EXTRA_SHARE = 0.05
+"""The user's own digits (`--extra-data`) are this share of every epoch."""
+
+
+def _negatives(count: int, purpose: str, seed: int, mix: mixture.Mixture) -> mixture.Part:
+    """Generated non-digits for training; their runs of digits come from MNIST's training
+    images, never from a validation digit."""
+    made = negatives.make_negatives(
+        count, negatives.kind_seed(purpose, seed), mix.mnist_split.x_train
+    )
+    return mixture.Part(made, np.full(len(made), models.NOT_A_DIGIT, np.int64))
 
 
 _RESUME = "finished epochs are kept in {backup}; run the same command again to resume."
@@ -319,18 +375,15 @@ def _run_identity(
     epochs: int,
     seed: int,
     augmentations: list[str],
-    images: np.ndarray,
-    labels: np.ndarray,
+    arrays: list[np.ndarray],
 ) -> dict[str, Any]:
     """What makes two commands the same training run, so a backup resumes only its own."""
-    digest = hashlib.sha256(np.ascontiguousarray(images))
-    digest.update(np.ascontiguousarray(labels))
     return {
         "architecture": architecture,
         "epochs": epochs,
         "seed": seed,
         "augmentations": augmentations,
-        "data_sha256": digest.hexdigest(),
+        "data_sha256": mixture.data_digest(arrays),
     }
 
 
@@ -385,17 +438,6 @@ def _check_arguments(architecture: str, output: Path, force: bool) -> registry.M
     if output.exists() and not force:
         raise HandwrittenError(f"--output {output}: exists; pass --force to overwrite it.")
     return spec
-
-
-def _mix_in(
-    images: np.ndarray, labels: np.ndarray, extra_images: np.ndarray, extra_labels: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Repeat a small set of the user's digits so it is about 5% of every epoch."""
-    repeats = max(1, round(0.05 * len(images) / max(1, len(extra_images))))
-    return (
-        np.concatenate([images, np.repeat(extra_images, repeats, axis=0)]),
-        np.concatenate([labels, np.repeat(extra_labels, repeats, axis=0)]),
-    )
 
 
 def _one_hot(labels: np.ndarray, classes: int = NUM_CLASSES) -> np.ndarray:
@@ -455,7 +497,8 @@ def _calibrated(
         "method": "temperature scaling (Guo et al., 2017), inside the model",
         "temperature": temperature,
         "fitted_on": f"the validation split: {len(labels):,} images, "
-        f"{int((labels == models.NOT_A_DIGIT).sum()):,} of them generated non-digits",
+        f"{int((labels == models.NOT_A_DIGIT).sum()):,} of them non-digits (generated, and "
+        "the letters and symbols of the validation writers)",
     }
 
 
@@ -469,17 +512,33 @@ def _refused(
 
 
 def _training_data(
-    images: np.ndarray, labels: np.ndarray, batch_size: int, augmentations: list[str], seed: int
+    images: np.ndarray,
+    labels: np.ndarray,
+    draws: np.ndarray,
+    batch_size: int,
+    classes: int,
+    augmentations: list[str],
+    seed: int,
 ) -> tf.data.Dataset:
-    """Shuffled, batched, in the 0-255 range the networks take, augmented on the fly.
+    """Every epoch's batches, in the order `mixture.draw_epochs` drew them: in the 0-255 range
+    the networks take, one-hot, augmented on the fly. fit() runs with steps_per_epoch, so it
+    reads on through this one dataset from epoch to epoch.
 
-    Batches have a static size (the remainder is dropped, a different one
-    each epoch), so every augmentation is traced for the shape it runs on.
+    Batches have a static size, so every augmentation is traced for the shape it runs on.
     """
+    pixels = tf.constant(images)
+    targets = tf.constant(_one_hot(labels, classes))
     dataset = (
-        tf.data.Dataset.from_tensor_slices((models.model_input(images), labels))
-        .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+        tf.data.Dataset.from_tensor_slices(draws)
         .batch(batch_size, drop_remainder=True)
+        .map(
+            lambda chosen: (
+                tf.cast(tf.gather(pixels, chosen), tf.float32),
+                tf.gather(targets, chosen),
+            ),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
     )
     return augment_batches(dataset, augmentations, seed).prefetch(tf.data.AUTOTUNE)
 
@@ -515,16 +574,27 @@ def _model_card(
     epochs: int,
     seed: int,
     augmentations: list[str],
-    images: tuple[int, int, int],
-    split: data.Split,
+    images: dict[str, int],
+    mix: mixture.Mixture,
     model: keras.Model,
     scores: dict[str, evaluate.Evaluation],
+    populations: dict[str, Any],
     seconds: float,
     commit: str | None,
     calibration: dict[str, Any],
 ) -> dict[str, Any]:
-    """Everything needed to use the model right and to make it again (see the README)."""
-    recipe = {**spec.recipe.to_json(), "epochs": epochs, "augmentations": augmentations}
+    """Everything needed to use the model right and to make it again (see the README).
+
+    `data` keeps MNIST's checksums and validation split, as before the mixture; `sources`
+    lists every source with its licence, checksums and counts; `populations` scores each
+    source's validation writers, the held-out sources and the test sets apart.
+    """
+    recipe = {
+        **spec.recipe.to_json(),
+        "epochs": epochs,
+        "augmentations": augmentations,
+        "sources": {name: weight for name, weight in mix.weights.items()},
+    }
     return {
         "name": spec.name,
         "summary": spec.summary,
@@ -533,17 +603,17 @@ def _model_card(
         "recipe": {**recipe, "augmentation_strengths": augment.strengths(augmentations)},
         **network_facts(model, spec.outputs),
         "data": {
-            "name": "MNIST",
+            "name": "MNIST" if list(mix.weights) == ["mnist"] else "MNIST and writer collections",
             "sha256": data.data_checksums(),
-            "train_images": images[0],
-            "extra_images": images[1],
-            "generated_non_digits": images[2],
-            "validation": split.describe(),
-            "test_images": len(split.y_test),
+            **images,
+            "validation": mix.mnist_split.describe(),
+            "test_images": len(mix.mnist_split.y_test),
         },
+        "sources": mix.entries,
         "splits": models.SPLITS,
         "validation": _headline(scores["validation"]),
         "test": _headline(scores["test"]),
+        "populations": populations,
         "calibration": calibration,
         "training_seconds": round(seconds, 1),
         **provenance(commit),
