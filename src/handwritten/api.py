@@ -268,14 +268,11 @@ def score_populations(classifier: Classifier, mix: mixture.Mixture) -> dict[str,
 
 
 def record_populations(model: Source | None, populations: dict[str, Any]) -> Path:
-    """Keep `score_populations`' figures in the model's card, under `populations`."""
-    path = registry.resolve_model(model)
-    card = read_card(path)
-    if card is None:
-        raise DataError(f"{card_path(path)}: no model card to record in; train the model first.")
+    """Keep `score_populations`' figures in the model's card, under `populations` (and in
+    the card its .onnx copy carries)."""
+    path, card = _card_to_record_in(model)
     card["populations"] = populations
-    files.write_json(card_path(path), card)
-    return card_path(path)
+    return _write_card(path, card)
 
 
 def _labelled_outputs(folder: Path, classifier: Classifier) -> tuple[np.ndarray, np.ndarray]:
@@ -352,6 +349,19 @@ def record_development(
     name: the figures `handwritten models` shows; and the status `thresholds` chosen on them,
     under `trust`. The .onnx exported from the model gets the same card, so every runtime
     answers with the same thresholds."""
+    path, card = _card_to_record_in(model)
+    card.setdefault("splits", SPLITS)
+    development = card.setdefault("development", {})
+    for result in results:
+        development[Path(result["folder"]).name] = {
+            key: result[key] for key in RECORDED if key in result
+        }
+    if thresholds is not None:
+        card["trust"] = thresholds
+    return _write_card(path, card)
+
+
+def _card_to_record_in(model: Source | None) -> tuple[Path, dict[str, Any]]:
     path = registry.resolve_model(model)
     if path.suffix == ".onnx":
         raise ModelError(
@@ -361,14 +371,12 @@ def record_development(
     card = read_card(path)
     if card is None:
         raise DataError(f"{card_path(path)}: no model card to record in; train the model first.")
-    card.setdefault("splits", SPLITS)
-    development = card.setdefault("development", {})
-    for result in results:
-        development[Path(result["folder"]).name] = {
-            key: result[key] for key in RECORDED if key in result
-        }
-    if thresholds is not None:
-        card["trust"] = thresholds
+    return path, card
+
+
+def _write_card(path: Path, card: dict[str, Any]) -> Path:
+    """The model's card, and the same card in the .onnx exported from it, so every runtime
+    answers with the same thresholds and `handwritten models` shows the same figures."""
     copy = _onnx_with_card(path, card)
     files.write_json(card_path(path), card)
     if copy is not None:
