@@ -44,6 +44,10 @@ DEVELOPMENT_SETS ?= ../shared/user-digits ../shared/photos
 DEVELOPMENT_NUMBERS ?= ../shared/numbers
 DEVELOPMENT_NONDIGITS ?= ../shared/nondigits
 
+# The number reader (src/handwritten/reader.py), trained on images `synth` composes.
+train-reader: $(VENV)/.installed
+	$(BIN)/handwritten train-reader --seed 42 --output models/handwritten-reader.keras --force
+
 train-%: $(VENV)/.installed
 	$(BIN)/handwritten train --model $* --seed 42 --output models/$$($(SHIPPED_FILE) $*) --force
 

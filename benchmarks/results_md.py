@@ -231,7 +231,7 @@ def _numbers_targets(numbers: dict | None) -> list[str]:
     if not numbers:
         return []
     seconds = numbers["twelve_megapixel"]["seconds"]["median"]
-    return [
+    rows = [
         _row(
             "a 12 MP photo of a number, read after start-up",
             f"{seconds:.2f} s",
@@ -239,6 +239,17 @@ def _numbers_targets(numbers: dict | None) -> list[str]:
             seconds <= 0.5,
         )
     ]
+    if "line_crop" in numbers:
+        crop = numbers["line_crop"]["seconds"]["median"]
+        rows.append(
+            _row(
+                "a crop of one line, read after start-up",
+                f"{crop * 1000:.0f} ms",
+                "<= 20 ms",
+                crop <= 0.02,
+            )
+        )
+    return rows
 
 
 def _tune_targets(tune: dict | None) -> list[str]:
@@ -278,6 +289,15 @@ def _numbers(numbers: dict) -> str:
         f"photo tall, read by `api.read_numbers` (decode included) after start-up: "
         f"{_median(photo['seconds'])} s; read as {', '.join(map(str, photo['read']))}.",
     ]
+    if "line_crop" in numbers:
+        crop = numbers["line_crop"]
+        width, height = crop["size"]
+        lines += [
+            "",
+            f"The number cut from that photo ({width}x{height}, a line as a user crops it), "
+            f"read the same way: {_median(crop['seconds'], 3)} s; read as "
+            f"{', '.join(map(str, crop['read']))}.",
+        ]
     if numbers.get("development"):
         lines += ["", "The development sets in `../shared` (`benchmarks/read_numbers.py`):", ""]
         lines += [f"    {line}" for line in numbers["development"]]

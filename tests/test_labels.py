@@ -9,7 +9,7 @@ import pytest
 from drawings import draw
 
 from handwritten.cli import main
-from handwritten.labels import digit_label, number_label, read_labels
+from handwritten.labels import digit_label, number_label, read_labels, read_number_labels
 
 OPTIONS = {"label": "--drawings", "number": "--numbers", "kind": "--nondigits"}
 
@@ -128,4 +128,23 @@ def test_a_missing_folder_of_nondigits_is_refused(
     assert err == (
         f"handwritten: error: {tmp_path / 'nowhere'}: no such folder; give a folder of images "
         "that are not digits.\n"
+    )
+
+
+def test_register_labels_with_letters_are_left_out_and_counted(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Registers number rows `4a`, `-` or `sn`: no digit reader can write them, so they are
+    counted apart and named, and the rest of the set is scored."""
+    folder = folder_with(
+        tmp_path, b"file,label\na.png,4a\nb.png,7\nc.png,-\n", ("a.png", "b.png", "c.png")
+    )
+    numbers, others = read_number_labels(folder / "labels.csv")
+    assert numbers == [(folder / "b.png", "7")]
+    assert others == [("a.png", "4a"), ("c.png", "-")]
+    status, out, err = evaluate("--numbers", folder, capsys)
+    assert (status, err) == (0, "")
+    assert " of 1 read right" in out
+    assert (
+        "left out 2 rows whose labels are more than digits (such as a.png: '4a', c.png: '-')" in out
     )

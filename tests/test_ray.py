@@ -222,3 +222,21 @@ def _committed(record: Path) -> int:
         return json.loads(record.read_text()).get("rows", 0)
     except (OSError, ValueError):
         return 0
+
+
+def test_numbers_are_read_whole_on_the_cluster_as_here(cluster: Cluster, tmp_path: Path) -> None:
+    """`--number` with the shipped sequence reader: each Ray task opens the reader's ONNX
+    file sent with the job, and the rows are those of a run on this machine."""
+    photos = tmp_path / "numbers"
+    photos.mkdir()
+    for image in sorted((ROOT / "../shared/numbers/images").iterdir())[:8]:
+        shutil.copy(image, photos / image.name)
+    here, there = tmp_path / "here.csv", tmp_path / "there.csv"
+    local = cluster.handwritten("predict", "--number", "--output", str(here), str(photos))
+    assert local.returncode == 0, local.stderr
+    done = cluster.handwritten("predict", "--number", f"--ray={cluster.address}",
+                               "--output", str(there), str(photos))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows_here, rows_there = csv_rows(here), csv_rows(there)
+    assert [r["number"] for r in rows_there] == [r["number"] for r in rows_here]
+    assert {r["read_by"] for r in rows_there} <= {"found", "whole", "band"}

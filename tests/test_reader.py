@@ -13,7 +13,7 @@ from test_synth import typed_bank
 from handwritten import reader, registry
 from handwritten.errors import ModelError
 
-TINY = reader.ReaderRecipe(steps=12, batch_size=8, learning_rate=3e-3, units=16)
+TINY = reader.ReaderRecipe(steps=12, images=24, batch_size=8, learning_rate=3e-3, units=16)
 
 
 def crop(dark_on_light: bool = True, size: tuple[int, int] = (40, 120)) -> np.ndarray:
@@ -67,12 +67,28 @@ def test_greedy_decoding_merges_repeats_and_drops_blanks() -> None:
         one_hot_frames([10, 10, 0, 10, 1, 0, 0, 0]),
     ]
     lengths = np.array([8, 8, 5], np.int32)
-    assert reader.decode(np.stack(frames), lengths) == ["2240", "", "990"]
+    readings = reader.decode(np.stack(frames), lengths)
+    assert [r.text for r in readings] == ["2240", "", "990"]
+    assert readings[1].digits == []
 
 
 def test_greedy_decoding_stops_at_each_crops_own_length() -> None:
     logits = np.stack([one_hot_frames([2, 0, 3, 0, 4, 0])])
-    assert reader.decode(logits, np.array([3], np.int32)) == ["12"]
+    assert [r.text for r in reader.decode(logits, np.array([3], np.int32))] == ["12"]
+
+
+def test_each_digit_read_says_how_sure_where_and_what_else() -> None:
+    logits = one_hot_frames([0, 4, 0, 0, 8, 8, 0, 0])
+    logits[1, [4, 7]] = [2.0, 1.5]  # frame 1 doubts: a 3 (class 4) or a 6 (class 7)
+    (reading,) = reader.decode(logits[None], np.array([8], np.int32))
+    three, seven = reading.digits
+    assert (three.digit, seven.digit) == (3, 7)
+    assert three.confidence < 0.7 < seven.confidence
+    assert three.alternatives[0] == 6
+    assert np.isclose(sum(three.probabilities), 1.0)
+    assert three.span == (1 / 8, 2 / 8)
+    assert seven.span == (4 / 8, 6 / 8)
+    assert 0 < reading.confidence < 1
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +96,8 @@ def trained(tmp_path_factory) -> tuple[object, list[float], Path]:
     """A tiny reader trained for a few steps on generated images of typed digits."""
     folder = tmp_path_factory.mktemp("reader")
     log: list[float] = []
-    model = reader.train_reader(
-        typed_bank(), folder / "reader.keras", TINY, seed=1, images=24, log=log
+    model, _card = reader.train_reader(
+        typed_bank(), folder / "reader.keras", TINY, seed=1, log=log, validation_images=5
     )
     return model, log, folder
 
@@ -95,11 +111,11 @@ def test_the_loss_falls_over_a_few_steps(trained) -> None:
 
 def test_the_reader_reads_strings_of_digits(trained) -> None:
     model, _, _ = trained
-    crops, _labels = reader.training_crops(typed_bank(), 6, 7, np.random.default_rng(0))
+    crops, _labels = reader.training_crops(typed_bank(), 6, 7)
     pixels, lengths = reader.batch(crops)
     logits = np.asarray(model(pixels))
     assert logits.shape == (6, max(lengths), reader.NUM_CLASSES)
-    read = reader.decode(logits, lengths)
+    read = [r.text for r in reader.decode(logits, lengths)]
     assert len(read) == 6
     assert all(text == "" or text.isdigit() for text in read)
     assert all(len(text) <= length for text, length in zip(read, lengths, strict=True))
@@ -114,6 +130,9 @@ def test_saved_reader_loads_safely_with_its_card(trained) -> None:
     card = json.loads((folder / "reader.card.json").read_text())
     assert card["preprocessing"] == registry.get_reader("crnn").preprocessing()
     assert card["recipe"]["steps"] == TINY.steps
+    assert card["validation"]["images"] == 5
+    assert card["validation"]["cer"] >= 0
+    assert 0 <= card["trust"]["sure"] <= 1
     loaded = reader.load_reader(folder / "reader.keras")
     pixels, _ = reader.batch([reader.preprocess(crop()), reader.preprocess(crop(size=(30, 300)))])
     assert np.allclose(np.asarray(loaded(pixels)), np.asarray(model(pixels)), atol=1e-5)
@@ -137,3 +156,66 @@ def test_a_file_that_is_no_reader_is_refused_by_name(tmp_path: Path) -> None:
 def test_an_unknown_reader_is_named_with_the_known_ones() -> None:
     with pytest.raises(ModelError, match="crnn"):
         registry.get_reader("transformer")
+
+
+def test_training_crops_are_the_same_whatever_the_number_of_workers() -> None:
+    one = reader.training_crops(typed_bank(), 5, 3, workers=1)
+    two = reader.training_crops(typed_bank(), 5, 3, workers=2)
+    assert one[1] == two[1]
+    assert all(np.array_equal(a, b) for a, b in zip(one[0], two[0], strict=True))
+
+
+def test_batches_of_like_widths_cover_every_crop_each_pass() -> None:
+    widths = [10, 200, 12, 205, 11, 198, 13, 202]
+    batches = reader.width_batches(widths, 4, np.random.default_rng(0))
+    first_pass = [next(batches) for _ in range(2)]
+    assert sorted(np.concatenate(first_pass).tolist()) == list(range(8))
+    assert {frozenset(widths[i] < 100 for i in chosen) for chosen in first_pass} == {
+        frozenset({True}),
+        frozenset({False}),
+    }
+
+
+def test_a_saved_reader_opens_with_its_card_in_keras_and_onnx_alike(trained) -> None:
+    model, _, folder = trained
+    crops = [crop(), crop(dark_on_light=False, size=(30, 200))]
+    by_keras = reader.open_reader(folder / "reader.keras")
+    assert by_keras.card["name"] == "crnn"
+    onnx_folder = folder / "onnx"
+    onnx_folder.mkdir()
+    reader.export_onnx(model, onnx_folder / "reader.onnx")
+    by_onnx = reader.open_reader(onnx_folder / "reader.onnx")
+    for a, b in zip(by_keras.read(crops), by_onnx.read(crops), strict=True):
+        assert a.text == b.text
+        assert abs(a.confidence - b.confidence) < 1e-4
+
+
+def test_a_missing_reader_is_named_with_how_to_make_one(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match=r"nothing\.keras.*train-reader"):
+        reader.open_reader(tmp_path / "nothing.keras")
+
+
+def reading(text: str, least: float) -> reader.Reading:
+    digits = [
+        reader.ReadDigit(int(c), least if i == 0 else 0.999, [0.1] * 10, [0], (0.0, 1.0))
+        for i, c in enumerate(text)
+    ]
+    return reader.Reading(digits, least)
+
+
+def test_the_sure_threshold_keeps_misreads_out_of_sure_numbers() -> None:
+    labels = ["12", "34", "56", "78", "90", "11"]
+    readings = [
+        reading("12", 0.99),
+        reading("34", 0.95),
+        reading("57", 0.60),  # misread, unsure
+        reading("78", 0.90),
+        reading("9", 0.70),  # misread, unsure
+        reading("11", 0.50),
+    ]
+    chosen = reader.choose_sure(readings, labels, "six numbers")
+    assert 0.70 < chosen["sure"] <= 0.90
+    assert chosen["margin"] == pytest.approx((0.90 - 0.70) / 2)
+    assert chosen["sure_share"] == pytest.approx(3 / 6)
+    assert chosen["sure_exact"] == 1.0
+    assert chosen["chosen_on"] == "six numbers"

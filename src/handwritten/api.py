@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,7 @@ import numpy as np
 from handwritten import data, files, mixture, registry, trust
 from handwritten.errors import DataError, HandwrittenError, ModelError
 from handwritten.evaluate import Evaluation, character_error_rate, edit_distance, score
-from handwritten.labels import digit_label, kind_label, number_label, read_labels
+from handwritten.labels import digit_label, kind_label, read_labels, read_number_labels
 from handwritten.models import SPLITS, card_path, read_card
 from handwritten.predict import (
     Classifier,
@@ -36,6 +38,7 @@ from handwritten.predict import (
     read_number,
     read_numbers,
 )
+from handwritten.reader import Reader
 from handwritten.runtime import CARD, SOURCE_SHA256, load_classifier, onnx_path, sha256_of
 
 if TYPE_CHECKING:
@@ -45,6 +48,7 @@ __all__ = [
     "Classifier",
     "NumberReading",
     "Prediction",
+    "Reader",
     "check_new_model",
     "choose_trust",
     "evaluate",
@@ -88,19 +92,39 @@ def load(model: Source | None = None, runtime: str | None = None) -> Classifier:
     return load_classifier(model, runtime)
 
 
+def load_reader(choice: Source | None = None) -> Reader | None:
+    """The number reader to read whole numbers with: a reader's name or file; None (the
+    default) is the shipped reader when one is shipped; "none" reads digit by digit."""
+    from handwritten.reader import open_reader
+
+    if choice is None:
+        shipped = registry.shipped_reader_path()
+        return open_reader(shipped) if shipped.is_file() else None
+    if str(choice) == registry.NO_READER:
+        return None
+    if str(choice) in registry.READERS:
+        return open_reader(registry.shipped_reader_path(str(choice)))
+    return open_reader(choice)
+
+
 def predict(paths: Iterable[Source], classifier: Classifier) -> list[Prediction]:
     """Read the digit in each image file, folders expanded; bad files get an error each."""
     return predict_files(paths, classifier)
 
 
 def read_many(
-    paths: Iterable[Source], classifier: Classifier, *, number: bool = False
+    paths: Iterable[Source],
+    classifier: Classifier,
+    *,
+    number: bool = False,
+    reader: Reader | None = None,
 ) -> Iterator[Prediction | NumberReading]:
-    """`predict` (or, with `number`, `read_numbers`) for many files: results one by one in
-    input order, preprocessed on every core, with a progress bar when stderr is a terminal."""
+    """`predict` (or, with `number`, `read_numbers`, whole by `reader` when given) for many
+    files: results one by one in input order, preprocessed on every core, with a progress
+    bar when stderr is a terminal."""
     from handwritten import bulk
 
-    return bulk.read_many(paths, classifier, number=number)
+    return bulk.read_many(paths, classifier, number=number, reader=reader)
 
 
 def write_results(
@@ -111,12 +135,16 @@ def write_results(
     number: bool = False,
     ray: str | None = None,
     chunk: int = 1000,
+    reader: Reader | None = None,
 ) -> bulk.Summary:
     """Read every image into `output` (.csv or .parquet), one row each, `chunk` rows at a
-    time; a rerun resumes an interrupted job. `ray`: "" for a local Ray, or an address."""
+    time; a rerun resumes an interrupted job. `ray`: "" for a local Ray, or an address.
+    With `number`, numbers are read whole by `reader` when given."""
     from handwritten import bulk
 
-    return bulk.write_results(paths, classifier, output, number=number, ray=ray, chunk=chunk)
+    return bulk.write_results(
+        paths, classifier, output, number=number, ray=ray, chunk=chunk, reader=reader
+    )
 
 
 def check_output(output: Source) -> None:
@@ -280,21 +308,25 @@ def _labelled_outputs(folder: Path, classifier: Classifier) -> tuple[np.ndarray,
     return _output_rows(predict_files(paths, classifier), labels)
 
 
-def evaluate_numbers(folder: Source, classifier: Classifier) -> dict[str, Any]:
+def evaluate_numbers(
+    folder: Source, classifier: Classifier | None, reader: Reader | None = None
+) -> dict[str, Any]:
     """Labelled numbers read as the field measures a reader: `labels.csv` (file,label, the
     label the digit string, leading zeros kept). `accuracy` is the exact-match rate (a
     number counts only with every digit right, none missing or extra) and `cer` the
-    character error rate (edit distances over label characters, summed over the set)."""
+    character error rate (edit distances over label characters, summed over the set).
+    Numbers are read whole by `reader` when given, else digit by digit by `classifier`."""
     table = Path(folder) / "labels.csv"
     if not table.is_file():
         raise DataError(f"{table}: missing; give a labels.csv with file,label (the digits).")
-    pairs = read_labels(table, number_label)
+    pairs, others = read_number_labels(table)
     paths, labels = [path for path, _ in pairs], [label for _, label in pairs]
-    read = [reading.number for reading in read_numbers(paths, classifier)]
+    read = [reading.number for reading in read_numbers(paths, classifier, reader)]
     result = _scores(folder, paths, labels, read)
     for miss in result["wrong"]:
         miss["edits"] = edit_distance(miss["read"] or "", miss["label"])
-    return {**result, "cer": character_error_rate(read, labels)}
+    left_out = {"rows": len(others), "examples": [f"{f}: {label!r}" for f, label in others[:3]]}
+    return {**result, "cer": character_error_rate(read, labels), "left_out": left_out}
 
 
 def _scores(folder: Source, paths: list[Path], labels: list, read: list) -> dict[str, Any]:
@@ -449,6 +481,13 @@ def export(model: Source | None = None) -> Path:
     return export_onnx(model)
 
 
+def export_reader(reader: Source) -> Path:
+    """Write the ONNX copy of a number reader beside its .keras file, carrying its card."""
+    from handwritten.reader import export_reader as export
+
+    return export(reader)
+
+
 def gallery(
     output: Source,
     split: str = "train",
@@ -550,6 +589,54 @@ def synth_numbers(
     return synth.write_numbers(count, folder, bank, seed)
 
 
+def train_reader(
+    output: Source,
+    seed: int = 42,
+    names: Iterable[str] | None = None,
+    writers_dir: Source | None = None,
+    mnist_dir: Source | None = None,
+    steps: int | None = None,
+    images: int | None = None,
+    workers: int | None = None,
+    force: bool = False,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Train the sequence reader (`reader.py`) on number images composed from the training
+    split of the sources (`names`, default all), save it to `output` with its card (command,
+    seed, sources and their checksums, validation figures, time), and return the card."""
+    import dataclasses
+
+    from handwritten import reader, sources, synth
+
+    check_new_model(output, force)
+    chosen = list(names) if names else sources.names()
+    bank = synth.load_bank(chosen, writers_dir, mnist_dir)
+    recipe = registry.get_reader("crnn").recipe
+    recipe = dataclasses.replace(
+        recipe, steps=steps or recipe.steps, images=images or recipe.images
+    )
+    model, card = reader.train_reader(
+        bank, None, recipe, seed, workers=workers or os.cpu_count() or 1, progress=progress
+    )
+    card = {
+        # train.command_line's rule, without importing TensorFlow before the workers fork.
+        "command": shlex.join(["handwritten", *sys.argv[1:]]),
+        **card,
+        "sources": [_reader_source(name) for name in chosen],
+    }
+    reader.save_reader(model, Path(output), card)
+    return card
+
+
+def _reader_source(name: str) -> dict[str, Any]:
+    from handwritten import data, sources
+
+    if name == "mnist":
+        return {"name": "mnist", "licence": "CC BY-SA 3.0", "sha256": data.data_checksums()}
+    source = sources.get(name)
+    return {"name": name, "licence": source.licence, "sha256": dict(source.files)}
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """A registered model and the headline figures of its shipped card."""
@@ -578,6 +665,26 @@ class ModelInfo:
             "onnx_images_per_second": (card.get("speed") or {}).get("onnx_images_per_second"),
             "summary": self.summary,
         }
+
+
+def readers() -> list[dict[str, Any]]:
+    """Every registered number reader, with the headline figures of its shipped card."""
+    rows = []
+    for spec in registry.READERS.values():
+        path = registry.shipped_reader_path(spec.name)
+        card = read_card(path) or {}
+        rows.append(
+            {
+                "name": spec.name,
+                "kind": "reader",
+                "file": path.name,
+                "shipped": path.is_file(),
+                "validation": card.get("validation"),
+                "sources": [source["name"] for source in card.get("sources", [])],
+                "summary": spec.summary,
+            }
+        )
+    return rows
 
 
 def _development_figure(result: dict[str, Any]) -> str:

@@ -49,6 +49,7 @@ from typing import Any, Union
 from handwritten import files, predict
 from handwritten.errors import HandwrittenError
 from handwritten.predict import Classifier, NumberReading, Prediction
+from handwritten.reader import Reader
 from handwritten.runtime import sha256_of
 
 Result = Union[Prediction, NumberReading]  # noqa: UP007 (a runtime alias; py3.10 has |)
@@ -84,16 +85,20 @@ def read_many(
     number: bool = False,
     workers: int | None = None,
     progress: bool | None = None,
+    reader: Reader | None = None,
 ) -> Iterator[Result]:
     """Predictions (or, with `number`, number readings) for every image, folders expanded,
-    in input order: what `predict` prints, with preprocessing spread over every core.
+    in input order: what `predict` prints, with preprocessing spread over every core. With
+    `number` and a sequence `reader`, the workers read each number whole with it.
 
     `progress` None shows a bar when stderr is a terminal; print lines with `tqdm.write` so
     they do not break it.
     """
     paths = list(paths)
     bar = _progress(paths, 0, progress)
-    for chunk in _local_chunks(predict.iter_images(paths), classifier, number, workers):
+    whole = Whole.of(reader) if number else None
+    images = predict.iter_images(paths)
+    for chunk in _local_chunks(images, classifier, number, workers, whole=whole):
         yield from chunk
         bar.update(len(chunk))
     bar.close()
@@ -109,13 +114,15 @@ def write_results(
     chunk: int = CHUNK,
     workers: int | None = None,
     progress: bool | None = None,
+    reader: Reader | None = None,
 ) -> Summary:
     """Read every image and write one row per image to `output` (.csv, or .parquet: a folder
     of part files), resuming what an interrupted run with the same output left.
 
     The columns are `path` and the fields of `to_json()`; lists and objects are JSON text.
     `ray` is None for this machine's cores, "" for a new local Ray, or a cluster's address.
-    `chunk` rows are committed at a time: the most a kill can make a rerun redo.
+    `chunk` rows are committed at a time: the most a kill can make a rerun redo. With
+    `number`, a sequence `reader` reads each number whole, here and on Ray alike.
     """
     # `big`, `big/` and `./big` are one input: the same job, resumed alike.
     paths, output = [str(Path(p)) for p in paths], Path(output)
@@ -123,11 +130,12 @@ def write_results(
     if next(predict.iter_images(paths), None) is None:
         raise HandwrittenError(f"{' '.join(paths)}: no image files found (.png, .jpg, ...).")
     with _locked(output):
-        job = _resume(output, sink, _new_job(paths, classifier, number))
+        whole = Whole.of(reader) if number else None
+        job = _resume(output, sink, _new_job(paths, classifier, number, whole))
         remaining = _skip_done(predict.iter_images(paths), job)
         bar = _progress(paths, job.rows, progress)
         written = 0
-        for rows in _row_chunks(remaining, classifier, number, ray, chunk, workers):
+        for rows in _row_chunks(remaining, classifier, number, ray, chunk, workers, whole):
             sink.write(rows, job)
             job.commit(output, rows)
             written += len(rows)
@@ -189,13 +197,32 @@ def _row_chunks(
     ray: str | None,
     size: int,
     workers: int | None,
+    whole: Whole | None = None,
 ) -> Iterator[list[Row]]:
     """Chunks of output rows from the local pool or from Ray: the same rows either way."""
     if ray is not None:
-        yield from _ray_chunks(paths, classifier, number, ray, size)
+        yield from _ray_chunks(paths, classifier, number, ray, size, whole)
         return
-    for chunk in _local_chunks(paths, classifier, number, workers, size):
+    for chunk in _local_chunks(paths, classifier, number, workers, size, whole):
         yield [result.to_json() for result in chunk]
+
+
+@dataclass(frozen=True)
+class Whole:
+    """The sequence reader numbers are read whole with: its ONNX file's bytes go to the pool's
+    workers and to Ray's tasks (each opens it once); a reader that runs on Keras reads here."""
+
+    reader: Reader
+    onnx: bytes | None
+    sha256: str
+
+    @staticmethod
+    def of(reader: Reader | None) -> Whole | None:
+        if reader is None:
+            return None
+        data = Path(reader.path).read_bytes()
+        onnx = data if Path(reader.path).suffix == ".onnx" else None
+        return Whole(reader, onnx, hashlib.sha256(data).hexdigest())
 
 
 # Reading on this machine: a process pool preprocesses, the parent classifies each chunk.
@@ -207,46 +234,76 @@ def _local_chunks(
     number: bool,
     workers: int | None,
     size: int = CHUNK,
+    whole: Whole | None = None,
 ) -> Iterator[list[Result]]:
     """Classified results, `size` at a time, in input order. Files are read in this process
     for IN_PROCESS_SECONDS, the rest (if any) by a pool of `workers` (default: one per core);
-    with `workers` given, the pool takes all but the first file."""
-    head = _read_for(IN_PROCESS_SECONDS if workers is None else 0.0, paths, number)
-    following = next(paths, None)
-    results: Iterable[Result] = head
-    if following is not None:
-        rest = _pooled(itertools.chain([following], paths), number, workers or local_cores())
-        results = itertools.chain(head, itertools.chain.from_iterable(rest))
+    with `workers` given, the pool takes all but the first file. Numbers read whole by a
+    reader on Keras are all read here."""
+    onnx = whole.onnx if whole else None
+    if whole is not None and onnx is None:
+        results: Iterable[Result] = (
+            predict.read_number_whole(path, whole.reader, str(path)) for path in paths
+        )
+    else:
+        head = _read_for(IN_PROCESS_SECONDS if workers is None else 0.0, paths, number, onnx)
+        following = next(paths, None)
+        results = head
+        if following is not None:
+            rest = _pooled(
+                itertools.chain([following], paths), number, workers or local_cores(), onnx
+            )
+            results = itertools.chain(head, itertools.chain.from_iterable(rest))
     for chunk in _batched(results, size):
         yield classify(chunk, classifier, number)
 
 
-def _read_for(seconds: float, paths: Iterator[Path], number: bool) -> list[Result]:
+def _read_for(
+    seconds: float, paths: Iterator[Path], number: bool, reader: bytes | None = None
+) -> list[Result]:
     """Preprocess files here, in order, until `seconds` have passed (at least one file)."""
     deadline = time.perf_counter() + seconds
     results = []
     for path in paths:
-        results.extend(preprocess([path], number))
+        results.extend(preprocess([path], number, reader))
         if time.perf_counter() >= deadline:
             break
     return results
 
 
-def preprocess(paths: list[Path], number: bool) -> list[Result]:
-    """Each file's 28x28 image (or a number's digits), not yet classified: a worker's task."""
+def preprocess(paths: list[Path], number: bool, reader: bytes | None = None) -> list[Result]:
+    """Each file's 28x28 image (or a number's digits), not yet classified: a worker's task.
+    With a `reader` (an ONNX sequence reader's bytes), each number is read whole here."""
+    if number and reader is not None:
+        whole = _worker_reader(reader)
+        return [predict.read_number_whole(path, whole, str(path)) for path in paths]
     find = predict.find_number if number else predict.preprocess_file
     return [find(path) for path in paths]
 
 
+@functools.lru_cache(maxsize=1)
+def _worker_reader(reader: bytes) -> Reader:
+    """The sequence reader, opened once per worker process."""
+    from handwritten.reader import reader_from_onnx_bytes
+
+    return reader_from_onnx_bytes(reader)
+
+
 def classify(results: list[Result], classifier: Classifier, number: bool) -> list[Result]:
     """Classify every image of a chunk in one batch (with `number`, every digit of every
-    reading): one call to the model per chunk is what makes bulk reading fast."""
-    images = [digit for r in results for digit in r.digits] if number else results
+    reading the sequence reader has not read already): one call to the model per chunk is
+    what makes bulk reading fast."""
+    if number:
+        images = [digit for r in results if r.proposal == "digits" for digit in r.digits]
+    else:
+        images = results
     predict.classify_predictions(images, classifier)
     return results
 
 
-def _pooled(paths: Iterator[Path], number: bool, workers: int) -> Iterator[list[Result]]:
+def _pooled(
+    paths: Iterator[Path], number: bool, workers: int, reader: bytes | None = None
+) -> Iterator[list[Result]]:
     """Tasks of TASK files preprocessed by `workers` processes, yielded in submission order,
     with a bounded number in flight so that a long listing is never submitted at once."""
     pool = ProcessPoolExecutor(
@@ -255,7 +312,7 @@ def _pooled(paths: Iterator[Path], number: bool, workers: int) -> Iterator[list[
     pending: deque = deque()
     try:
         for task in _batched(paths, TASK):
-            pending.append(pool.submit(preprocess, task, number))
+            pending.append(pool.submit(preprocess, task, number, reader))
             if len(pending) >= 8 * workers:
                 yield pending.popleft().result()
         while pending:
@@ -363,6 +420,8 @@ class Job:
     model_sha256: str
     number: bool
     inputs: list[str]
+    reader_sha256: str | None = None
+    """With `number`: the sequence reader's file, when numbers are read whole."""
     rows: int = 0
     bytes: int = 0
     parts: int = 0
@@ -387,14 +446,17 @@ class Job:
         _write_durably(sidecar(output), json.dumps(asdict(self), indent=1) + "\n")
 
     def same_job(self, other: Job) -> bool:
-        return (self.model_sha256, self.number, self.inputs) == (
+        return (self.model_sha256, self.number, self.inputs, self.reader_sha256) == (
             other.model_sha256,
             other.number,
             other.inputs,
+            other.reader_sha256,
         )
 
     def describe(self) -> str:
         mode = "numbers (--number)" if self.number else "digits"
+        if self.reader_sha256:
+            mode += f" read whole by reader {self.reader_sha256[:12]}"
         return f"model {self.model}, {mode}, inputs {' '.join(self.inputs)}"
 
 
@@ -403,9 +465,11 @@ def sidecar(output: Path) -> Path:
     return output.with_name(output.name + ".job.json")
 
 
-def _new_job(paths: list[str], classifier: Classifier, number: bool) -> Job:
+def _new_job(
+    paths: list[str], classifier: Classifier, number: bool, whole: Whole | None = None
+) -> Job:
     model = Path(classifier.path)
-    return Job(str(model), sha256_of(model), number, paths)
+    return Job(str(model), sha256_of(model), number, paths, whole.sha256 if whole else None)
 
 
 def _resume(output: Path, sink: _Sink, job: Job) -> Job:
@@ -628,7 +692,12 @@ def _same(value: Any) -> Any:
 
 
 def _ray_chunks(
-    paths: Iterator[Path], classifier: Classifier, number: bool, address: str, size: int
+    paths: Iterator[Path],
+    classifier: Classifier,
+    number: bool,
+    address: str,
+    size: int,
+    whole: Whole | None = None,
 ) -> Iterator[list[Row]]:
     """Rows `size` at a time, in input order, read by Ray workers; RAY_WINDOW paths per
     dataset, so the driver's list of paths stays bounded however large the archive."""
@@ -636,13 +705,14 @@ def _ray_chunks(
     started = _connect(ray, address)
     try:
         model = ray_model_bytes(classifier)
+        reader = _ray_reader_bytes(whole)
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True
         context.enable_progress_bars = False
         for window in _batched(paths, RAY_WINDOW):
             read = ray.data.from_items([{"path": str(p)} for p in window]).map_batches(
                 read_on_worker,
-                fn_kwargs={"model": model, "number": number},
+                fn_kwargs={"model": model, "number": number, "reader": reader},
                 batch_size=TASK,
                 num_cpus=1,
             )
@@ -653,13 +723,15 @@ def _ray_chunks(
             ray.shutdown()
 
 
-def read_on_worker(batch: dict[str, Any], model: bytes, number: bool) -> dict[str, list[str]]:
+def read_on_worker(
+    batch: dict[str, Any], model: bytes, number: bool, reader: bytes | None = None
+) -> dict[str, list[str]]:
     """One Ray task: a batch of paths read with the same preprocessing and classification as
     a local run, so the rows are the same. Tasks rather than actors: Ray retries a task whose
     node died on another node, and Ray Data's actors make Ray's core worker log an error line
     on every healthy job (ray-project/ray#57733)."""
     classifier = _worker_model(model)
-    results = preprocess([Path(p) for p in batch["path"]], number)
+    results = preprocess([Path(p) for p in batch["path"]], number, reader)
     classify(results, classifier, number)
     return {"row": [json.dumps(result.to_json()) for result in results]}
 
@@ -732,6 +804,18 @@ def ray_model_bytes(classifier: Classifier) -> bytes:
             f"export it first (`handwritten export --model {classifier.path}`)."
         )
     return Path(classifier.path).read_bytes()
+
+
+def _ray_reader_bytes(whole: Whole | None) -> bytes | None:
+    """The sequence reader's ONNX file, for Ray workers that may not have it."""
+    if whole is None:
+        return None
+    if whole.onnx is None:
+        raise HandwrittenError(
+            f"--ray: the reader {whole.reader.path} runs on Keras here; Ray workers use ONNX "
+            f"Runtime, so export it first (`handwritten export --model {whole.reader.path}`)."
+        )
+    return whole.onnx
 
 
 def open_model_bytes(model: bytes) -> Classifier:

@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_models(commands)
     _add_sources(commands)
     _add_synth(commands)
+    _add_train_reader(commands)
     return parser
 
 
@@ -130,6 +131,17 @@ def _add_model(parser: argparse.ArgumentParser) -> None:
         type=_text,
         help=f"a model's name ({', '.join(registry.names())}) or a .keras or .onnx file "
         f"(default: {registry.DEFAULT_MODEL})",
+    )
+
+
+def _add_reader(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--reader",
+        type=_text,
+        metavar="READER",
+        help="what reads whole numbers: a reader's name (crnn) or .keras/.onnx file, or "
+        "`none` to find each digit and classify it with --model (default: the shipped "
+        "reader, crnn)",
     )
 
 
@@ -251,6 +263,7 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
         help="also write pictures, tables and an index.html of the results into DIR",
     )
     _add_runtime(parser)
+    _add_reader(parser)
     parser.set_defaults(run=_evaluate)
 
 
@@ -298,6 +311,7 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
         "kill redoes; with .parquet, rows per part file (default: 1000)",
     )
     _add_runtime(parser)
+    _add_reader(parser)
     parser.set_defaults(run=_predict)
 
 
@@ -359,6 +373,7 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
         help="let people correct a wrong answer on the page, saving their drawings, labelled, "
         "in DIR/<digit>/ for `handwritten tune DIR` (default: no correcting, nothing saved)",
     )
+    _add_reader(parser)
     parser.set_defaults(run=_serve)
 
 
@@ -382,7 +397,8 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
         "--model",
         type=_text,
         action="append",
-        help="a model's name or a .keras file; repeat for several (default: every shipped model)",
+        help="a model's name or a .keras file; repeat for several (default: every shipped model "
+        "and number reader)",
     )
     parser.set_defaults(run=_export)
 
@@ -442,6 +458,36 @@ def _add_synth(commands: argparse._SubParsersAction) -> None:
     _add_writers_dir(parser)
     _add_data_dir(parser)
     parser.set_defaults(run=_synth)
+
+
+def _add_train_reader(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "train-reader",
+        help="train the number reader (CRNN) on number images composed from real digits",
+    )
+    parser.add_argument(
+        "--output", type=_path, required=True, help="where to save the reader (.keras)"
+    )
+    parser.add_argument("--seed", type=_seed, default=42, help="random seed (default: 42)")
+    parser.add_argument("--steps", type=_positive_int, help="override the recipe's steps")
+    parser.add_argument(
+        "--images", type=_positive_int, help="override the recipe's number of generated images"
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        help="processes composing the images (default: one per core)",
+    )
+    parser.add_argument(
+        "--sources",
+        metavar="LIST",
+        type=_names,
+        help="the sources whose training digits to compose from, comma-separated (default: all)",
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite an existing --output")
+    _add_writers_dir(parser)
+    _add_data_dir(parser)
+    parser.set_defaults(run=_train_reader)
 
 
 def _names(text: str) -> list[str]:
@@ -633,7 +679,9 @@ def _evaluate_labelled(args: argparse.Namespace, classifier) -> int:
         thresholds = api.choose_trust(classifier, args.drawings, mix=mix)
         classifier.card = {**(classifier.card or {}), "trust": thresholds}
     results = [api.evaluate_drawings(folder, classifier) for folder in args.drawings or ()]
-    results += [api.evaluate_numbers(folder, classifier) for folder in args.numbers or ()]
+    if args.numbers:
+        reader = api.load_reader(args.reader)
+        results += [api.evaluate_numbers(folder, classifier, reader) for folder in args.numbers]
     results += [api.evaluate_nondigits(folder, classifier) for folder in args.nondigits or ()]
     for result in results:
         print(json.dumps(result) if args.json else _labelled_summary(result))
@@ -672,6 +720,12 @@ def _labelled_summary(result: dict) -> str:
     line = f"{result['folder']}: {result['correct']} of {result['images']} read right"
     if "cer" in result:
         line += f" ({result['accuracy']:.1%} exact); character error rate {result['cer']:.1%}"
+    if result.get("left_out", {}).get("rows"):
+        left_out = result["left_out"]
+        line += (
+            f"; left out {left_out['rows']} rows whose labels are more than digits "
+            f"(such as {', '.join(left_out['examples'])})"
+        )
     if "sure" in result:
         right = result["sure_accuracy"]
         line += f"; {result['sure']:.1%} sure" + (f", {right:.1%} of those right" if right else "")
@@ -702,7 +756,8 @@ def _predict(args: argparse.Namespace) -> int:
     if args.output or args.ray is not None:
         return _predict_to_file(args)
     classifier = api.load(args.model, args.runtime)
-    results = api.read_many(args.paths, classifier, number=args.number)
+    reader = api.load_reader(args.reader) if args.number else None
+    results = api.read_many(args.paths, classifier, number=args.number, reader=reader)
     status, predictions = _print_results(results, args, keep=bool(args.preview or args.show))
     if args.preview or args.show:
         from handwritten import plots
@@ -744,8 +799,15 @@ def _predict_to_file(args: argparse.Namespace) -> int:
         )
     api.check_output(args.output)  # A wrong suffix is named before a model loads.
     classifier = api.load(args.model, args.runtime)
+    reader = api.load_reader(args.reader) if args.number else None
     done = api.write_results(
-        args.paths, classifier, args.output, number=args.number, ray=args.ray, chunk=args.chunk
+        args.paths,
+        classifier,
+        args.output,
+        number=args.number,
+        ray=args.ray,
+        chunk=args.chunk,
+        reader=reader,
     )
     print(
         f"{done.output}: {done.written} rows written, {done.skipped} already there; "
@@ -768,6 +830,10 @@ def _export(args: argparse.Namespace) -> int:
 
     for model in args.model or registry.names():
         print(f"saved {api.export(model)}")
+    if not args.model:
+        for name in registry.READERS:
+            if registry.shipped_reader_path(name).is_file():
+                print(f"saved {api.export_reader(registry.shipped_reader_path(name))}")
     return 0
 
 
@@ -775,12 +841,28 @@ def _models(args: argparse.Namespace) -> int:
     from handwritten import api
 
     rows = [info.headline() for info in api.models()]
+    readers = api.readers()
     if args.json:
-        for row in rows:
+        for row in [*rows, *readers]:
             print(json.dumps(row))
         return 0
     print(_models_table(rows))
+    for reader in readers:
+        print(_reader_line(reader))
     return 0
+
+
+def _reader_line(reader: dict) -> str:
+    """The number reader under the digit models: its file and its validation figures."""
+    if not reader["shipped"]:
+        return f"number reader {reader['name']}: {reader['file']} (missing)"
+    validation = reader["validation"] or {}
+    return (
+        f"number reader {reader['name']} (default for --number): {reader['file']}; "
+        f"{validation.get('exact_rate', 0):.1%} of {validation.get('what', 'its validation')} "
+        f"read exactly, character error rate {validation.get('cer', 0):.1%}; sources "
+        f"{','.join(reader['sources']) or '-'}"
+    )
 
 
 def _sources(args: argparse.Namespace) -> int:
@@ -813,6 +895,33 @@ def _synth(args: argparse.Namespace) -> int:
         mnist_dir=args.data_dir,
     )
     print(f"saved {made.images} images and {made.labels}")
+    return 0
+
+
+def _train_reader(args: argparse.Namespace) -> int:
+    from handwritten import api
+
+    def progress(step: int, loss: float) -> None:
+        print(f"step {step}: loss {loss:.3f}", file=sys.stderr, flush=True)
+
+    card = api.train_reader(
+        args.output,
+        seed=args.seed,
+        names=args.sources,
+        writers_dir=args.writers_dir,
+        mnist_dir=args.data_dir,
+        steps=args.steps,
+        images=args.images,
+        workers=args.workers,
+        force=args.force,
+        progress=progress,
+    )
+    validation = card["validation"]
+    print(
+        f"saved {args.output}: {validation['exact']}/{validation['images']} generated "
+        f"validation numbers read exactly, CER {validation['cer']:.1%}, "
+        f"in {card['training_seconds']:.0f} s"
+    )
     return 0
 
 
@@ -897,5 +1006,6 @@ def _serve(args: argparse.Namespace) -> int:
         drain=args.drain,
         collect=args.collect,
         read_timeout=args.read_timeout,
+        number_reader=args.reader,
     )
     return 0

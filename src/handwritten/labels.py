@@ -38,6 +38,24 @@ def number_label(text: str) -> str:
     return text
 
 
+def read_number_labels(table: Path) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
+    """A number set's (image path, digits) pairs, and the (file, label) of the rows left
+    out because their label is more than digits: registers and ledgers number rows `4a`,
+    `-` or `sn`, which a digit reader can never write, so they are counted apart rather than
+    scored as misreads or refusing the whole set. A set with no digit label is refused, with
+    the first row's problem: it is the wrong file or the wrong column."""
+    pairs = read_labels(table, str.strip)
+    numbers = [(path, label) for path, label in pairs if _is_number(label)]
+    if not numbers:
+        read_labels(table, number_label)  # raises, naming the first row and its problem
+    others = [(path.name, label) for path, label in pairs if not _is_number(label)]
+    return numbers, others
+
+
+def _is_number(label: str) -> bool:
+    return bool(label) and all(character in DIGITS for character in label)
+
+
 def kind_label(text: str) -> str:
     """What a non-digit image shows (letter, symbol, ...): any words, but not nothing."""
     text = text.strip()

@@ -8,18 +8,28 @@ normaliser (`preprocess.ink_to_mnist`).
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from PIL import Image
 
 from handwritten import page, trust
 from handwritten.errors import ImageError
-from handwritten.preprocess import ImageSource, ink_to_mnist, open_image, to_mnist
+from handwritten.preprocess import (
+    ImageSource,
+    gray_on_white,
+    ink_to_mnist,
+    open_image,
+    to_mnist,
+)
+
+if TYPE_CHECKING:
+    from handwritten.reader import Reader
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -197,6 +207,9 @@ class NumberReading:
     digits: list[Prediction] = field(default_factory=list)
     error: str | None = None
     size: tuple[int, int] | None = None
+    proposal: str | None = "digits"
+    """What read it: "digits" (each digit found and classified), or the sequence reader on
+    a proposal of `numbers`: "found", "whole" or "band"."""
 
     def positions(self) -> list[Prediction]:
         """Each position's answer, as the number reports it (see the class docstring)."""
@@ -227,6 +240,7 @@ class NumberReading:
             "digits": digits,
             "error": self.error,
             "size": list(self.size) if self.size else None,
+            "read_by": self.proposal,
         }
 
     def describe(self) -> str:
@@ -254,13 +268,109 @@ def _position(prediction: Prediction) -> Prediction:
 
 
 def read_number(
-    source: ImageSource, classifier: Classifier, name: str | None = None
+    source: ImageSource,
+    classifier: Classifier | None,
+    name: str | None = None,
+    reader: Reader | None = None,
 ) -> NumberReading:
     """Read every digit of the number in one image (a photo, a scan, a drawing), in reading
-    order, each with its box in the image."""
+    order, each with its box in the image: by the sequence `reader` when given (see
+    `numbers`), else by finding each digit and asking the classifier."""
+    if reader is not None:
+        return read_number_whole(source, reader, name)
     reading = find_number(source, name)
     _classify(reading.digits, classifier)
     return reading
+
+
+def read_number_whole(
+    source: ImageSource, reader: Reader, name: str | None = None
+) -> NumberReading:
+    """The number read whole by the sequence reader: each digit sure when the reader's
+    confidence in it reaches the sure threshold its card records. An image where page
+    finding sees no ink has no number, as digit by digit: the reader is not asked to find
+    digits in blank paper."""
+    from handwritten import numbers
+
+    label = name or str(source)
+    try:
+        image = open_image(source, label)
+    except ImageError as exc:
+        return NumberReading(path=label, error=str(exc))
+    on_page = page.find_digits(image)
+    found = numbers.read_number(image, reader, on_page) if on_page else None
+    if found is None:
+        return NumberReading(path=label, size=image.size, proposal=None)
+    sure = trust.reader_sure(reader.card)
+    digits = []
+    _, top, _, bottom = found.proposal.box
+    spans = _digit_columns(found.proposal.box, [d.span for d in found.reading.digits])
+    for digit, (start, end) in zip(found.reading.digits, spans, strict=True):
+        box = _ink_box(image, (start, top, end, bottom))
+        digits.append(
+            Prediction(
+                label,
+                digit=digit.digit,
+                confidence=digit.confidence,
+                probabilities=digit.probabilities,
+                alternatives=digit.alternatives,
+                status="digit" if digit.confidence >= sure else "unsure",
+                box=box,
+                image=_thumbnail(image, box),
+            )
+        )
+    return NumberReading(path=label, digits=digits, size=image.size, proposal=found.proposal.kind)
+
+
+DIGIT_ASPECT = 0.7
+"""A lone digit's width, as a share of its line's height, for the box around a number of one."""
+
+
+def _digit_columns(
+    proposal: tuple[int, int, int, int], spans: list[tuple[float, float]]
+) -> list[tuple[int, int]]:
+    """Each digit's columns in the image. CTC marks a digit at one or two frames, not across
+    its width, so each digit reaches halfway to its neighbours' marks, and the first and
+    last as far out as half the usual spacing."""
+    left, top, right, bottom = proposal
+    width = right - left
+    centres = [left + width * (a + b) / 2 for a, b in spans]
+    spacing = (
+        float(np.median(np.diff(centres))) if len(centres) > 1 else DIGIT_ASPECT * (bottom - top)
+    )
+    cuts = [max(left, centres[0] - spacing / 2)]
+    cuts += [(a + b) / 2 for a, b in itertools.pairwise(centres)]
+    cuts.append(min(right, centres[-1] + spacing / 2))
+    return [(int(a), max(int(a) + 1, int(np.ceil(b)))) for a, b in itertools.pairwise(cuts)]
+
+
+INK_CONTRAST = 0.25
+"""A pixel this much darker (or, on a dark page, lighter) than the paper is ink."""
+
+
+def _ink_box(image: Image.Image, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """The box shrunk to the ink inside it (the reader gives columns, not rows); the box as
+    it is when it holds no ink."""
+    grey = gray_on_white(image.crop(box))
+    paper = float(np.median(grey))
+    ink = grey < paper - INK_CONTRAST if paper >= 0.5 else grey > paper + INK_CONTRAST
+    rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if not len(rows):
+        return box
+    left, top = box[0], box[1]
+    return (
+        left + int(columns[0]),
+        top + int(rows[0]),
+        left + int(columns[-1]) + 1,
+        top + int(rows[-1]) + 1,
+    )
+
+
+def _thumbnail(image: Image.Image, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The digit's part of the image through the one normaliser, as a 28x28 picture of what
+    was read (the reader itself saw the whole proposal); black where it finds no ink."""
+    normalised = to_mnist(image.crop(box))
+    return normalised if normalised is not None else np.zeros((28, 28), np.uint8)
 
 
 def find_number(source: ImageSource, name: str | None = None) -> NumberReading:
@@ -278,6 +388,8 @@ def find_number(source: ImageSource, name: str | None = None) -> NumberReading:
     return NumberReading(path=label, digits=digits, size=image.size)
 
 
-def read_numbers(paths: Iterable[str | os.PathLike], classifier: Classifier) -> list[NumberReading]:
+def read_numbers(
+    paths: Iterable[str | os.PathLike], classifier: Classifier | None, reader: Reader | None = None
+) -> list[NumberReading]:
     """`read_number` for each image file, folders expanded."""
-    return [read_number(path, classifier, str(path)) for path in find_images(paths)]
+    return [read_number(path, classifier, str(path), reader) for path in find_images(paths)]

@@ -120,22 +120,173 @@ def build_crnn(units: int = 96) -> keras.Model:
     return keras.Model(inputs, outputs, name="crnn")
 
 
-def decode(logits: np.ndarray, lengths: np.ndarray) -> list[str]:
-    """Greedy CTC decoding (best class per frame, repeats merged, blanks dropped) into digit
-    strings; a crop with no digit decodes to ""."""
-    import keras
+@dataclass(frozen=True)
+class ReadDigit:
+    """One digit of a reading: the digit, its probability at the frame the reader was surest
+    of it, the ten digits' shares and the other digits worth naming there, and where it is
+    across the crop (from and to, as shares of the crop's width)."""
 
-    decoded, _ = keras.ops.ctc_decode(
-        logits, lengths, strategy="greedy", merge_repeated=True, mask_index=BLANK
+    digit: int
+    confidence: float
+    probabilities: list[float]
+    alternatives: list[int]
+    span: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the reader read in one crop: its digits, and how sure it was of the whole
+    reading (the mean, over the crop's frames, of the probability of the class chosen there:
+    a blank it doubts counts, as a digit it may have missed or added)."""
+
+    digits: list[ReadDigit]
+    confidence: float
+
+    @property
+    def text(self) -> str:
+        return "".join(str(d.digit) for d in self.digits)
+
+
+def decode(logits: np.ndarray, lengths: np.ndarray) -> list[Reading]:
+    """Greedy CTC decoding (the best class per frame, repeats merged, blanks dropped) of a
+    batch of logits, each digit with its confidence; in NumPy, so reading needs no
+    TensorFlow. A crop with no digit reads as no digits."""
+    from handwritten import trust
+
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    probabilities = np.exp(shifted) / np.exp(shifted).sum(axis=-1, keepdims=True)
+    readings = []
+    for frames, length in zip(probabilities, lengths, strict=True):
+        frames = frames[:length]
+        best = frames.argmax(axis=-1)
+        digits = []
+        starts = np.flatnonzero(np.diff(best, prepend=-1))
+        for start, end in zip(starts, [*starts[1:], length], strict=True):
+            if best[start] == BLANK:
+                continue
+            surest = start + int(frames[start:end, best[start]].argmax())
+            shares = frames[surest, 1:] / frames[surest, 1:].sum()
+            digit = int(best[start]) - 1
+            digits.append(
+                ReadDigit(
+                    digit=digit,
+                    confidence=float(frames[surest, best[start]]),
+                    probabilities=[float(share) for share in shares],
+                    alternatives=trust.alternatives(shares, digit),
+                    span=(float(start / length), float(end / length)),
+                )
+            )
+        readings.append(Reading(digits, float(frames.max(axis=-1).mean()) if length else 0.0))
+    return readings
+
+
+class Reader:
+    """A trained reader, run by ONNX Runtime (its exported copy) or Keras, with its card."""
+
+    def __init__(self, run: Any, card: dict[str, Any] | None, path: Path) -> None:
+        self._run = run
+        self.card = card
+        self.path = path
+        self.source_sha256: str | None = None
+        """For an ONNX copy: the SHA-256 of the .keras file it was exported from."""
+
+    def read(self, crops: Sequence[np.ndarray]) -> list[Reading]:
+        """Read crops (grey or RGB uint8, any size) of lines or cells, in one batch."""
+        if not crops:
+            return []
+        prepared = [preprocess(crop) for crop in crops]
+        pixels, lengths = batch(prepared)
+        return decode(self._run(pixels), lengths)
+
+
+def open_reader(path: str | os.PathLike) -> Reader:
+    """The reader in a .keras file, run by the .onnx copy exported from exactly that file
+    when there is one (no TensorFlow loads), else by Keras in safe mode; or an .onnx file
+    given directly, which carries its card. A stale copy is worth a warning: the export
+    step was forgotten."""
+    import logging
+
+    from handwritten.models import read_card
+
+    path = Path(path)
+    if path.suffix == ".onnx":
+        if not path.is_file():
+            raise ModelError(f"{path}: no such reader file; pass a .keras or .onnx reader.")
+        return _onnx_reader(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such reader; train one with `handwritten train-reader`.")
+    onnx_file = path.with_suffix(".onnx")
+    if onnx_file.is_file():
+        reader = _onnx_reader(onnx_file)
+        if reader.source_sha256 == _sha256(path):
+            return reader
+        logging.getLogger("handwritten").warning(
+            "handwritten: warning: %s was not exported from %s as it is now; run `handwritten "
+            "export --model %s`. Using the .keras file meanwhile.",
+            onnx_file,
+            path,
+            path,
+        )
+    model = load_reader(path)
+    return Reader(lambda pixels: np.asarray(model(pixels, training=False)), read_card(path), path)
+
+
+def reader_from_onnx_bytes(data: bytes) -> Reader:
+    """A reader from an exported .onnx file's bytes: what bulk workers and Ray tasks open."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".onnx") as copy:
+        copy.write(data)
+        copy.flush()
+        return _onnx_reader(Path(copy.name))
+
+
+def _onnx_reader(path: Path) -> Reader:
+    import json
+
+    from handwritten.runtime import CARD, SOURCE_SHA256, open_onnx_unchecked
+
+    session = open_onnx_unchecked(path)
+    metadata = session.get_modelmeta().custom_metadata_map
+    name = session.get_inputs()[0].name
+    reader = Reader(
+        lambda pixels: session.run(None, {name: pixels})[0],
+        json.loads(metadata[CARD]) if CARD in metadata else None,
+        path,
     )
-    paths = np.asarray(keras.ops.convert_to_numpy(decoded))[0]
-    return ["".join(str(c - 1) for c in path if c > BLANK) for path in paths]
+    reader.source_sha256 = metadata.get(SOURCE_SHA256)
+    return reader
+
+
+def _sha256(path: Path) -> str:
+    from handwritten.runtime import sha256_of
+
+    return sha256_of(path)
+
+
+def export_reader(path: str | os.PathLike) -> Path:
+    """Write `<reader>.onnx` beside a .keras reader, stamped with the .keras file's SHA-256
+    and carrying its card; kept only when ONNX Runtime gives Keras' logits (within 1e-4)."""
+    from handwritten.models import read_card
+    from handwritten.runtime import stamp_onnx
+
+    path = Path(path)
+    model = load_reader(path)
+    target = path.with_suffix(".onnx")
+    with files.atomic_path(target) as temporary:
+        export_onnx(model, temporary)
+        stamp_onnx(temporary, path, read_card(path) or {"kind": "reader"})
+        pixels, _ = batch([np.full((32, width), 255, np.uint8) for width in (16, 160)])
+        gap = np.abs(onnx_logits(temporary, pixels) - np.asarray(model(pixels))).max()
+        if gap > 1e-4:
+            raise ModelError(f"{target}: ONNX Runtime differs from Keras by {gap:.2g}; not kept.")
+    return target
 
 
 def read_crops(model: keras.Model, crops: Sequence[np.ndarray]) -> list[str]:
-    """The digits in each crop (a line or a cell), as the reader reads them."""
+    """The digits in each crop (a line or a cell), as the Keras reader reads them."""
     pixels, lengths = batch([preprocess(crop) for crop in crops])
-    return decode(np.asarray(model(pixels, training=False)), lengths)
+    return [r.text for r in decode(np.asarray(model(pixels, training=False)), lengths)]
 
 
 def ctc_targets(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -152,6 +303,7 @@ class ReaderRecipe:
     """How the reader is trained: every number its card needs to reproduce it."""
 
     steps: int = 20_000
+    images: int = 32_000
     batch_size: int = 32
     learning_rate: float = 1e-3
     units: int = 96
@@ -160,16 +312,46 @@ class ReaderRecipe:
         return asdict(self)
 
 
+VALIDATION_SEED_OFFSET = 1
+"""The reader's validation images are the generator's images for seed + 1: other numbers,
+other scenes, the same writers' pool (the training split of the sources)."""
+VALIDATION_IMAGES = 1000
+
+
 def training_crops(
-    bank: DigitBank, count: int, seed: int, rng: np.random.Generator
+    bank: DigitBank, count: int, seed: int, workers: int = 1
 ) -> tuple[list[np.ndarray], list[str]]:
-    """`count` generated images (synth, seeded), each cut around its number with a random
-    margin as a finder would propose it, preprocessed; and their labels."""
+    """`count` generated images (synth, image i from the generator seeded (seed, i)), each
+    cut around its number with a random margin as a finder would propose it, preprocessed;
+    and their labels. `workers` processes compose them (forked before any TensorFlow)."""
+    chunks = [range(start, min(count, start + 256)) for start in range(0, count, 256)]
+    global _BANK
+    _BANK = bank
+    try:
+        if workers <= 1:
+            made = [_crops_for(seed, chunk) for chunk in chunks]
+        else:
+            import multiprocessing
+
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                made = pool.starmap(_crops_for, [(seed, chunk) for chunk in chunks])
+    finally:
+        _BANK = None
+    return [c for crops, _ in made for c in crops], [x for _, labels in made for x in labels]
+
+
+_BANK: DigitBank | None = None
+"""The bank the forked workers of `training_crops` compose from (inherited, not sent)."""
+
+
+def _crops_for(seed: int, indices: range) -> tuple[list[np.ndarray], list[str]]:
     from handwritten import synth
 
     crops, labels = [], []
-    for made in synth.number_images(bank, count, seed):
-        crops.append(preprocess(_crop_around(made.image, made.box, rng)))
+    for index in indices:
+        made = synth.compose(_BANK, np.random.default_rng([seed, index]))
+        margin_rng = np.random.default_rng([seed, index, 1])
+        crops.append(preprocess(_crop_around(made.image, made.box, margin_rng)))
         labels.append(made.label)
     return crops, labels
 
@@ -183,6 +365,17 @@ def _crop_around(image: np.ndarray, box: tuple[int, int, int, int], rng) -> np.n
     return image[y0:y1, x0:x1]
 
 
+def width_batches(widths: Sequence[int], size: int, rng: np.random.Generator):
+    """Endless batches of indices, each of crops of about one width (so little of a batch is
+    padding), in a random order that changes every pass."""
+    widths = np.asarray(widths, np.float64)
+    while True:
+        order = np.argsort(widths + rng.uniform(0, 16, len(widths)))
+        chunks = [order[i : i + size] for i in range(0, len(order), size)]
+        for chosen in rng.permutation(len(chunks)):
+            yield chunks[chosen]
+
+
 def ctc_loss(model: keras.Model, pixels, lengths, targets, target_lengths):
     """The mean CTC loss of a batch."""
     import keras
@@ -192,32 +385,109 @@ def ctc_loss(model: keras.Model, pixels, lengths, targets, target_lengths):
     return keras.ops.mean(losses)
 
 
+def read_prepared(model: keras.Model, crops: Sequence[np.ndarray]) -> list[Reading]:
+    """The Keras reader's readings of preprocessed crops, 64 at a time."""
+    readings = []
+    for start in range(0, len(crops), 64):
+        pixels, lengths = batch(crops[start : start + 64])
+        readings += decode(np.asarray(model(pixels, training=False)), lengths)
+    return readings
+
+
+def score(readings: Sequence[Reading], labels: Sequence[str]) -> dict:
+    """Exact-match rate and character error rate of readings against their labels."""
+    from handwritten.evaluate import edit_distance
+
+    read = [r.text for r in readings]
+    errors = sum(edit_distance(a, b) for a, b in zip(read, labels, strict=True))
+    exact = sum(a == b for a, b in zip(read, labels, strict=True))
+    return {
+        "images": len(labels),
+        "exact": exact,
+        "exact_rate": exact / len(labels),
+        "cer": errors / sum(len(label) for label in labels),
+    }
+
+
+SURE_ACCURACY = 0.995
+"""A number is sure when its least sure digit reaches the reader's sure threshold; the
+threshold is the lowest that keeps sure numbers this often read exactly."""
+
+
+def choose_sure(readings: Sequence[Reading], labels: Sequence[str], chosen_on: str) -> dict:
+    """The sure threshold of a reader's digits, from readings of labelled numbers: the lowest
+    at which the numbers it calls sure are SURE_ACCURACY exact, moved to the middle of the
+    gap between scores (`trust.mid_gap`) so that two runtimes cannot answer differently."""
+    from handwritten import trust
+
+    least = np.array([min((d.confidence for d in r.digits), default=0.0) for r in readings])
+    right = np.array([r.text == label for r, label in zip(readings, labels, strict=True)])
+
+    def exact_enough(threshold: float) -> bool:
+        sure = least >= threshold
+        return not sure.any() or right[sure].mean() >= SURE_ACCURACY
+
+    lowest = next((t for t in np.unique(least) if exact_enough(t)), 1.0)
+    sure, margin = trust.mid_gap(float(lowest), least, allowed=exact_enough)
+    chosen = least >= sure
+    return {
+        "sure": sure,
+        "margin": margin,
+        "rule": f"sure numbers at least {SURE_ACCURACY:.1%} exact",
+        "chosen_on": chosen_on,
+        "sure_share": float(chosen.mean()),
+        "sure_exact": float(right[chosen].mean()) if chosen.any() else None,
+    }
+
+
 def train_reader(
     bank: DigitBank,
     output: str | os.PathLike | None = None,
     recipe: ReaderRecipe | None = None,
     seed: int = 42,
-    images: int = 2048,
     log: list[float] | None = None,
     name: str = "crnn",
-) -> keras.Model:
-    """Train the registered reader `name` on `images` generated number images (seed
-    `seed`): `recipe.steps` batches of Adam (the spec's recipe unless given), each drawn
-    from them at random; save it with its card to `output` when given. `log` collects the
-    loss of every step."""
-    import keras
-    import tensorflow as tf
+    workers: int = 1,
+    progress: Any = None,
+    validation_images: int = VALIDATION_IMAGES,
+) -> tuple[keras.Model, dict[str, Any]]:
+    """Train the registered reader `name` (the spec's recipe unless given) on the recipe's
+    generated images (seed `seed`): Adam with cosine decay, batches of like widths; score it
+    on the generator's validation images (seed + 1); save it with its card to `output` when
+    given. `log` collects the loss of every step; `progress(step, loss)` hears every 200."""
+    import time
 
     from handwritten import registry
 
     spec = registry.get_reader(name)
     recipe = recipe or spec.recipe
+    started = time.monotonic()
+    crops, labels = training_crops(bank, recipe.images, seed, workers)
+    checks, check_labels = training_crops(
+        bank, validation_images, seed + VALIDATION_SEED_OFFSET, workers
+    )
+    model = _fit(spec, recipe, seed, crops, labels, log, progress)
+    what = f"{validation_images} generated images, seed {seed + VALIDATION_SEED_OFFSET}"
+    readings = read_prepared(model, checks)
+    validation = {"what": what, **score(readings, check_labels)}
+    card = {
+        **_card(name, recipe, seed, validation, time.monotonic() - started),
+        "trust": choose_sure(readings, check_labels, what),
+    }
+    if output is not None:
+        save_reader(model, Path(output), card)
+    return model, card
+
+
+def _fit(spec, recipe: ReaderRecipe, seed: int, crops, labels, log, progress) -> keras.Model:
+    import keras
+    import tensorflow as tf
+
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
-    crops, labels = training_crops(bank, images, seed, rng)
     model = spec.build(recipe.units)
-    optimizer = keras.optimizers.Adam(recipe.learning_rate, clipnorm=5.0)
-
+    schedule = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, recipe.steps, 0.02)
+    optimizer = keras.optimizers.Adam(schedule, clipnorm=5.0)
     signature = [
         tf.TensorSpec((None, READER_HEIGHT, None, 1), tf.float32),
         tf.TensorSpec((None,), tf.int32),
@@ -233,19 +503,22 @@ def train_reader(
         optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
         return loss
 
-    for _ in range(recipe.steps):
-        chosen = rng.choice(len(crops), size=min(recipe.batch_size, len(crops)), replace=False)
+    batches = width_batches([c.shape[1] for c in crops], recipe.batch_size, rng)
+    for number in range(1, recipe.steps + 1):
+        chosen = next(batches)
         pixels, lengths = batch([crops[i] for i in chosen])
         targets, target_lengths = ctc_targets([labels[i] for i in chosen])
         loss = float(step(pixels, lengths, targets, target_lengths))
         if log is not None:
             log.append(loss)
-    if output is not None:
-        save_reader(model, Path(output), _card(name, recipe, seed, images))
+        if progress is not None and number % 200 == 0:
+            progress(number, loss)
     return model
 
 
-def _card(name: str, recipe: ReaderRecipe, seed: int, images: int) -> dict[str, Any]:
+def _card(
+    name: str, recipe: ReaderRecipe, seed: int, validation: dict, seconds: float
+) -> dict[str, Any]:
     return {
         "kind": "reader",
         "name": name,
@@ -253,9 +526,12 @@ def _card(name: str, recipe: ReaderRecipe, seed: int, images: int) -> dict[str, 
         "seed": seed,
         "preprocessing": preprocessing_spec(),
         "learned_from": {
-            "generated_images": images,
+            "generated_images": recipe.images,
             "generator": "handwritten.synth: the training split of the sources' digits",
+            "crop_margin": list(CROP_MARGIN),
         },
+        "validation": validation,
+        "training_seconds": round(seconds, 1),
     }
 
 

@@ -196,7 +196,7 @@ READERS: dict[str, ReaderSpec] = {
     for spec in (
         ReaderSpec(
             name="crnn",
-            summary="4 conv blocks, a bidirectional LSTM over the columns, CTC; not shipped yet",
+            summary="conv blocks, a bidirectional LSTM over the columns, CTC; reads numbers whole",
             build=reader.build_crnn,
             recipe=reader.ReaderRecipe(),
             shipped_file="handwritten-reader.keras",
@@ -204,6 +204,16 @@ READERS: dict[str, ReaderSpec] = {
         ),
     )
 }
+
+
+DEFAULT_READER = "crnn"
+NO_READER = "none"
+"""`--reader none`: read numbers digit by digit (page finding and the digit classifier)."""
+
+
+def shipped_reader_path(name: str = DEFAULT_READER) -> Path:
+    """The shipped .keras file of a named reader."""
+    return models_dir() / get_reader(name).shipped_file
 
 
 def get_reader(name: str) -> ReaderSpec:

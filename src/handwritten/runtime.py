@@ -297,7 +297,7 @@ def export_onnx(name_or_file: str | os.PathLike | None = None) -> Path:
                 **card,
                 "speed": _speed(OnnxClassifier(open_onnx_unchecked(temporary), temporary)),
             }
-        _stamp(temporary, path, card or _minimal_card(path))
+        stamp_onnx(temporary, path, card or _minimal_card(path))
         _check_agreement(KerasClassifier(model, path), open_onnx(temporary, path), target)
     if card is not None:
         files.write_json(card_path(path), card)
@@ -342,7 +342,8 @@ def _convert(model, output: Path) -> None:
         ) from None
 
 
-def _stamp(onnx_file: Path, source: Path, card: dict) -> None:
+def stamp_onnx(onnx_file: Path, source: Path, card: dict) -> None:
+    """Put the .keras file's SHA-256 and name, and the model card, in the ONNX metadata."""
     import onnx
 
     graph = onnx.load(str(onnx_file))

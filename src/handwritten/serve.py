@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import functools
 import io
 import os
 import signal
@@ -43,7 +44,15 @@ from uvicorn.supervisors import Multiprocess
 
 from handwritten import __version__, metrics
 from handwritten import collect as corrections
-from handwritten.api import Classifier, Prediction, load, predict_image, read_number
+from handwritten.api import (
+    Classifier,
+    Prediction,
+    Reader,
+    load,
+    load_reader,
+    predict_image,
+    read_number,
+)
 from handwritten.errors import HandwrittenError
 from handwritten.http_errors import ErrorOut, http_error, invalid_request
 from handwritten.registry import DEFAULT_MODEL
@@ -54,6 +63,8 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 MODEL_ENV = "HANDWRITTEN_SERVE_MODEL"
 COLLECT_ENV = "HANDWRITTEN_SERVE_COLLECT"
 """The `serve --collect` folder, passed to the workers like the model."""
+NUMBER_READER_ENV = "HANDWRITTEN_SERVE_READER"
+"""The `serve --reader` choice, passed to the workers like the model."""
 DRAIN_ENV = "HANDWRITTEN_SERVE_DRAIN"
 READ_TIMEOUT_ENV = "HANDWRITTEN_SERVE_READ_TIMEOUT"
 READ_TIMEOUT_SECONDS = 60.0
@@ -220,10 +231,12 @@ async def predict_number(
 ) -> NumberOut:
     """The same uploads as /api/predict: a photo or scan of paper, or a drawing, of a number
     on one line (a year, a meter reading, a postcode). The lighting is flattened, rules, page
-    edges and specks are removed, and the digits of the main line are read left to right,
-    each with its box in the image (after EXIF rotation)."""
+    edges and specks are removed, and the number of the main line is read whole by the
+    sequence reader (`serve --reader none`: digit by digit), left to right, each digit with
+    its box in the image (after EXIF rotation)."""
     data, name = await read_image_bytes(request, file)
-    return await _read_in_thread(request, read_digits, data, name)
+    read = functools.partial(read_digits, reader=request.app.state.number_reader)
+    return await _read_in_thread(request, read, data, name)
 
 
 Answer = TypeVar("Answer", bound=BaseModel)
@@ -283,9 +296,12 @@ def read_digit(classifier: Classifier, data: bytes, name: str) -> PredictionOut:
     return _prediction_out(prediction)
 
 
-def read_digits(classifier: Classifier, data: bytes, name: str) -> NumberOut:
-    """Split and classify a row of digits; CPU-bound, so callers run it in a thread."""
-    reading = read_number(data, classifier, name)
+def read_digits(
+    classifier: Classifier, data: bytes, name: str, reader: Reader | None = None
+) -> NumberOut:
+    """Read a number, whole by the sequence reader when there is one, else digit by digit;
+    CPU-bound, so callers run it in a thread."""
+    reading = read_number(data, classifier, name, reader)
     if reading.error:
         raise HTTPException(400, reading.error)
     if not reading.digits:
@@ -394,12 +410,14 @@ def create_app(
     model: str | None = None,
     drain: float = 0,
     collect: str | os.PathLike | None = None,
+    number_reader: str | os.PathLike | None = None,
 ) -> FastAPI:
     """The application around `classifier`, or around the model `model` names (a registered
     name or a .keras or .onnx file), loaded once at start-up. On SIGTERM it answers 503 at
     /api/health/ready for `drain` seconds before uvicorn stops accepting (see metrics.py).
     With `collect` (a folder), the page offers to correct a wrong answer and the corrections
-    are saved there (see collect.py); without it nothing is ever written.
+    are saved there (see collect.py); without it nothing is ever written. `number_reader`
+    chooses what reads whole numbers, as `api.load_reader` does (default: the shipped reader).
 
     The API docs at /docs carry their own copy of Swagger UI, so they work offline too.
     """
@@ -410,6 +428,7 @@ def create_app(
         app.state.model_name = model or _name_of(app.state.classifier)
         app.state.model_path = Path(getattr(app.state.classifier, "path", "") or "").resolve()
         app.state.runtime = "onnx" if hasattr(app.state.classifier, "session") else "keras"
+        app.state.number_reader = load_reader(number_reader)
         app.state.reader = anyio.CapacityLimiter(1)
         async with metrics.watching(app, drain):
             yield
@@ -456,6 +475,7 @@ def app_from_env() -> FastAPI:
         model=os.environ.get(MODEL_ENV),
         drain=float(os.environ.get(DRAIN_ENV, 0)),
         collect=os.environ.get(COLLECT_ENV) or None,
+        number_reader=os.environ.get(NUMBER_READER_ENV) or None,
     )
 
 
@@ -562,6 +582,7 @@ def serve(
     drain: float = 0,
     collect: str | os.PathLike | None = None,
     read_timeout: float = READ_TIMEOUT_SECONDS,
+    number_reader: str | None = None,
 ) -> None:
     """Run the service under uvicorn until interrupted.
 
@@ -573,6 +594,7 @@ def serve(
 
     `collect` is the folder corrections are saved in; it is made (or checked) here too.
     `read_timeout` bounds how long a client may take over a request (see TimedH11Protocol).
+    `number_reader` chooses what reads whole numbers (see `api.load_reader`).
     """
     if read_timeout <= 0:
         raise HandwrittenError(
@@ -581,6 +603,9 @@ def serve(
         )
     _check_address(host, port)
     load(model, runtime)
+    load_reader(number_reader)
+    if number_reader:
+        os.environ[NUMBER_READER_ENV] = number_reader
     if collect:
         os.environ[COLLECT_ENV] = str(corrections.prepare_folder(Path(collect)))
     os.environ[MODEL_ENV] = model or DEFAULT_MODEL

@@ -113,6 +113,15 @@ def statuses(probabilities: np.ndarray, thresholds: Thresholds) -> np.ndarray:
     return np.where(rejected, "not-a-digit", np.where(sure, "digit", "unsure"))
 
 
+READER_SURE = 0.9
+"""A reader's digit is sure at this confidence when its card records no threshold."""
+
+
+def reader_sure(card: dict | None) -> float:
+    """The confidence at which a sequence reader's digit is sure, as its card records it."""
+    return float(((card or {}).get("trust") or {}).get("sure", READER_SURE))
+
+
 def alternatives(digits: np.ndarray, best: int) -> list[int]:
     """The other digits worth naming, most probable first; at least the runner-up."""
     order = [int(d) for d in np.argsort(-digits, kind="stable") if d != best]

@@ -1,0 +1,179 @@
+"""Numbers read whole: the proposals `numbers` makes, and the shipped sequence reader on them
+through the product's paths (`predict --number`, `evaluate --numbers`, the server)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import ROOT
+from drawings import draw
+from fastapi.testclient import TestClient
+from PIL import Image
+from test_numbers import ONE, side_by_side
+
+from handwritten import api, bulk, numbers, page
+from handwritten.cli import main
+from handwritten.serve import create_app
+
+SHARED = (ROOT / "../shared").resolve()
+NUMBERS_FLOOR = 0
+
+
+def register_cell(text: str = "12") -> tuple[Image.Image, tuple[int, int, int, int]]:
+    """A tall register cell: the scanner's black margin down the left, a ruled line down
+    the right, and a small number in the middle; and the number's box."""
+    cell = np.full((220, 130), 235, np.uint8)
+    cell[:, :35] = 10
+    cell[:, 118:120] = 60
+    cv2.putText(cell, text, (62, 118), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 0.7, 30, 2, cv2.LINE_AA)
+    ys, xs = np.nonzero(cell[:, 40:116] < 128)
+    box = (40 + xs.min(), ys.min(), 40 + xs.max() + 1, ys.max() + 1)
+    return Image.fromarray(cell), box
+
+
+def inside(inner: tuple[int, ...], outer: tuple[int, ...]) -> bool:
+    return (
+        outer[0] <= inner[0]
+        and outer[1] <= inner[1]
+        and inner[2] <= outer[2]
+        and inner[3] <= outer[3]
+    )
+
+
+def test_a_small_number_in_a_tall_cell_gets_a_band_around_it() -> None:
+    cell, box = register_cell()
+    grey, scale = numbers._working_grey(cell)
+    assert scale == 1.0
+    proposed = numbers.proposals(cell, grey, scale)
+    assert proposed[0] == numbers.Proposal("whole", (0, 0, 130, 220))
+    bands = [p.box for p in proposed if p.kind == "band" and p.box[3] - p.box[1] <= 110]
+    assert any(inside(box, band) for band in bands)
+
+
+def test_found_digits_are_proposed_with_paper_around_them() -> None:
+    row = side_by_side(draw(stroke=ONE), draw(), draw(stroke=ONE))
+    grey, scale = numbers._working_grey(row)
+    (found,) = [p for p in numbers.proposals(row, grey, scale) if p.kind == "found"]
+    digits = [d.box for d in page.find_digits(row)]
+    assert len(digits) == 3
+    assert all(inside(d, found.box) for d in digits)
+    assert found.box != (0, 0, *row.size)
+
+
+def test_a_big_photo_is_cut_from_a_reduced_copy_and_boxes_come_back_in_its_pixels() -> None:
+    photo = Image.new("RGB", (4000, 3000), (230, 228, 220))
+    grey, scale = numbers._working_grey(photo)
+    assert max(grey.shape) == numbers.WORK_SIDE
+    assert scale == numbers.WORK_SIDE / 4000
+
+
+@pytest.fixture(scope="module")
+def shipped_reader() -> api.Reader:
+    reader = api.load_reader()
+    assert reader is not None, "the number reader ships in models/"
+    assert reader.path.suffix == ".onnx"  # read without TensorFlow
+    return reader
+
+
+def test_the_reader_answers_every_position_with_a_box_inside_the_image(
+    shipped_reader, tmp_path: Path, capsys
+) -> None:
+    row = side_by_side(draw(stroke=ONE), draw(), draw(stroke=ONE))
+    row.save(tmp_path / "171.png")
+    assert main(["predict", "--number", "--json", str(tmp_path / "171.png")]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["read_by"] in {"found", "whole", "band"}
+    assert answer["number"] == "".join(str(d["digit"]) for d in answer["digits"])
+    assert answer["status"] in {"sure", "unsure"}
+    for digit in answer["digits"]:
+        left, top, right, bottom = digit["box"]
+        assert 0 <= left < right <= row.width
+        assert 0 <= top < bottom <= row.height
+        assert digit["status"] in {"digit", "unsure"}
+        assert digit["digit"] not in digit["alternatives"]
+    lefts = [d["box"][0] for d in answer["digits"]]
+    assert lefts == sorted(lefts)
+
+
+def test_none_reads_digit_by_digit_as_before(shipped_reader, tmp_path: Path, capsys) -> None:
+    side_by_side(draw(stroke=ONE), draw()).save(tmp_path / "17.png")
+    command = ["predict", "--number", "--json", "--model", "seed", str(tmp_path / "17.png")]
+    assert main([*command, "--reader", "none"]) == 0
+    assert json.loads(capsys.readouterr().out)["read_by"] == "digits"
+
+
+def test_a_reader_file_that_is_missing_is_named(tmp_path: Path, capsys) -> None:
+    side_by_side(draw(stroke=ONE), draw()).save(tmp_path / "17.png")
+    missing = tmp_path / "nothing.keras"
+    status = main(["predict", "--number", "--reader", str(missing), str(tmp_path / "17.png")])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert str(missing) in err
+    assert "train-reader" in err
+
+
+def test_the_server_reads_numbers_with_the_same_reader_as_the_cli(shipped_reader) -> None:
+    row = side_by_side(draw(stroke=ONE), draw(), draw())
+    data = io.BytesIO()
+    row.save(data, format="PNG")
+    with TestClient(create_app(model="seed")) as client:
+        reply = client.post(
+            "/api/predict-number", content=data.getvalue(), headers={"Content-Type": "image/png"}
+        )
+    assert reply.status_code == 200
+    here = api.read_number(data.getvalue(), None, "row.png", shipped_reader)
+    body = reply.json()
+    assert body["number"] == here.number
+    assert [d["box"] for d in body["digits"]] == [list(p.box) for p in here.positions()]
+
+
+@pytest.mark.integration
+def test_reads_the_development_numbers_whole(shipped_reader) -> None:
+    """The development photos, through `predict --number`'s own path with the shipped reader;
+    the floor sits under what it reads, so that it catches a real regression."""
+    with open(SHARED / "numbers" / "labels.csv", newline="", encoding="utf-8") as table:
+        rows = [(SHARED / "numbers" / row["file"], row["label"]) for row in csv.DictReader(table)]
+    readings = api.read_numbers([path for path, _ in rows], None, shipped_reader)
+    exact = sum(r.number == label for r, (_, label) in zip(readings, rows, strict=True))
+    print(f"numbers read exactly by the reader: {exact} of {len(rows)}")
+    assert exact >= NUMBERS_FLOOR
+
+
+def test_bulk_rows_read_numbers_whole_in_the_workers_as_predict_does(
+    shipped_reader, tmp_path: Path
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, strokes in {"a": (ONE, None), "b": (None, ONE, None), "c": (ONE,)}.items():
+        side_by_side(*[draw() if s is None else draw(stroke=s) for s in strokes]).save(
+            folder / f"{name}.png"
+        )
+    expected = {r.path: r.to_json() for r in api.read_numbers([folder], None, shipped_reader)}
+    output = tmp_path / "rows.csv"
+    done = bulk.write_results(
+        [folder], api.load("seed"), output, number=True, reader=shipped_reader, workers=2
+    )
+    assert done.written == 3
+    with open(output, newline="") as table:
+        rows = list(csv.DictReader(table))
+    assert {row["path"]: row["number"] for row in rows} == {
+        path: answer["number"] for path, answer in expected.items()
+    }
+    assert {row["read_by"] for row in rows} <= {"found", "whole", "band"}
+    job = json.loads((tmp_path / "rows.csv.job.json").read_text())
+    assert job["reader_sha256"] == hashlib.sha256(shipped_reader.path.read_bytes()).hexdigest()
+
+
+def test_models_lists_the_number_reader_with_its_figures(shipped_reader, capsys) -> None:
+    assert main(["models"]) == 0
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("number reader")]
+    validation = shipped_reader.card["validation"]
+    assert "handwritten-reader.keras" in line
+    assert f"{validation['exact_rate']:.1%}" in line
