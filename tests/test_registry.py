@@ -168,8 +168,10 @@ def test_another_preprocessing_version_is_a_warning(exported_seed: Path, tmp_pat
 
 def test_models_lists_every_registered_model_with_its_figures(capsys) -> None:
     assert main(["models", "--json"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    rows = [row for row in lines if row.get("kind") != "reader"]
     assert [row["name"] for row in rows] == registry.names()
+    assert [row["name"] for row in lines if row.get("kind") == "reader"] == list(registry.READERS)
     for row in rows:
         card = models.read_card(registry.shipped_path(row["name"]))
         assert row["shipped"] is True

@@ -61,12 +61,21 @@ def read_number(
     grey, scale = _working_grey(image)
     found = proposals(image, grey, scale, found)
     readings = reader.read([_cut(grey, proposal.box) for proposal in found])
-    scored = [(r.confidence, i) for i, r in enumerate(readings) if r.digits]
+    scored = [(_sureness(r), i) for i, r in enumerate(readings) if r.digits]
     if not scored:
         return None
     _, best = max(scored)
     box = tuple(round(v / scale) for v in found[best].box)
     return NumberRead(readings[best], Proposal(found[best].kind, box))
+
+
+def _sureness(reading: Reading) -> float:
+    """How sure the reader is of a reading, to choose between proposals: its mean confidence
+    over the proposal's frames times its least sure digit's. Chosen on validation (the
+    generator's seed-43 images and the register cells) over either factor alone and their
+    product of digits: a band cutting through the number reads some digits surely and one
+    not at all, which the mean alone misses."""
+    return reading.confidence * min(digit.confidence for digit in reading.digits)
 
 
 def _cut(grey: np.ndarray, box: Box) -> np.ndarray:

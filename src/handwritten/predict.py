@@ -276,10 +276,11 @@ def read_number(
     """Read every digit of the number in one image (a photo, a scan, a drawing), in reading
     order, each with its box in the image: by the sequence `reader` when given (see
     `numbers`), else by finding each digit and asking the classifier."""
-    if reader is not None:
-        return read_number_whole(source, reader, name)
-    reading = find_number(source, name)
-    _classify(reading.digits, classifier)
+    reading = (
+        find_number(source, name) if reader is None else read_number_whole(source, reader, name)
+    )
+    if reading.proposal == "digits":
+        _classify(reading.digits, classifier)
     return reading
 
 
@@ -289,7 +290,9 @@ def read_number_whole(
     """The number read whole by the sequence reader: each digit sure when the reader's
     confidence in it reaches the sure threshold its card records. An image where page
     finding sees no ink has no number, as digit by digit: the reader is not asked to find
-    digits in blank paper."""
+    digits in blank paper. A drawing on a plain canvas (the page's number mode) is found
+    digit by digit instead, not yet classified (`proposal` "digits"): there the digits are
+    cut cleanly, and the digit networks learnt from drawings, the reader mostly from paper."""
     from handwritten import numbers
 
     label = name or str(source)
@@ -297,6 +300,8 @@ def read_number_whole(
         image = open_image(source, label)
     except ImageError as exc:
         return NumberReading(path=label, error=str(exc))
+    if page.is_plain_canvas(image):
+        return _found_digits(image, label)
     on_page = page.find_digits(image)
     found = numbers.read_number(image, reader, on_page) if on_page else None
     if found is None:
@@ -381,6 +386,10 @@ def find_number(source: ImageSource, name: str | None = None) -> NumberReading:
         image = open_image(source, label)
     except ImageError as exc:
         return NumberReading(path=label, error=str(exc))
+    return _found_digits(image, label)
+
+
+def _found_digits(image: Image.Image, label: str) -> NumberReading:
     digits = [
         Prediction(label, image=ink_to_mnist(found.ink), box=found.box)
         for found in page.find_digits(image)
