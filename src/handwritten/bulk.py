@@ -246,7 +246,7 @@ def _local_chunks(
             predict.read_number_whole(path, whole.reader, str(path)) for path in paths
         )
     else:
-        head = _read_for(IN_PROCESS_SECONDS if workers is None else 0.0, paths, number, onnx)
+        head = _read_for(IN_PROCESS_SECONDS if workers is None else 0.0, paths, number, whole)
         following = next(paths, None)
         results = head
         if following is not None:
@@ -259,13 +259,17 @@ def _local_chunks(
 
 
 def _read_for(
-    seconds: float, paths: Iterator[Path], number: bool, reader: bytes | None = None
+    seconds: float, paths: Iterator[Path], number: bool, whole: Whole | None = None
 ) -> list[Result]:
-    """Preprocess files here, in order, until `seconds` have passed (at least one file)."""
+    """Preprocess files here, in order, until `seconds` have passed (at least one file);
+    numbers read whole by the reader this process already holds."""
     deadline = time.perf_counter() + seconds
     results = []
     for path in paths:
-        results.extend(preprocess([path], number, reader))
+        if number and whole is not None:
+            results.append(predict.read_number_whole(path, whole.reader, str(path)))
+        else:
+            results.extend(preprocess([path], number))
         if time.perf_counter() >= deadline:
             break
     return results

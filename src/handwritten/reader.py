@@ -207,6 +207,7 @@ def open_reader(path: str | os.PathLike) -> Reader:
     import logging
 
     from handwritten.models import read_card
+    from handwritten.runtime import sha256_of
 
     path = Path(path)
     if path.suffix == ".onnx":
@@ -218,7 +219,7 @@ def open_reader(path: str | os.PathLike) -> Reader:
     onnx_file = path.with_suffix(".onnx")
     if onnx_file.is_file():
         reader = _onnx_reader(onnx_file)
-        if reader.source_sha256 == _sha256(path):
+        if reader.source_sha256 == sha256_of(path):
             return reader
         logging.getLogger("handwritten").warning(
             "handwritten: warning: %s was not exported from %s as it is now; run `handwritten "
@@ -256,12 +257,6 @@ def _onnx_reader(path: Path) -> Reader:
     )
     reader.source_sha256 = metadata.get(SOURCE_SHA256)
     return reader
-
-
-def _sha256(path: Path) -> str:
-    from handwritten.runtime import sha256_of
-
-    return sha256_of(path)
 
 
 def export_reader(path: str | os.PathLike) -> Path:
