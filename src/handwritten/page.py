@@ -301,7 +301,7 @@ def _darkness(rgb: np.ndarray) -> np.ndarray:
         if paper.mean() < 128:
             rgb, paper = 255 - rgb, 255 - paper
         ratio = rgb.astype(np.float32) / np.maximum(paper, 1.0)
-        return np.clip(1.0 - ratio.min(axis=-1), 0.0, 1.0)
+        return np.clip(1.0 - _channel_min(ratio), 0.0, 1.0)
     if all(_writing_is_lighter(gray, small_gray, window) for window in (side / 6, side / 2)):
         rgb = 255 - rgb
     small = cv2.resize(rgb, small_size, interpolation=cv2.INTER_AREA)
