@@ -241,4 +241,4 @@ def test_numbers_are_read_whole_on_the_cluster_as_here(cluster: Cluster, tmp_pat
     assert [r["number"] for r in rows_there] == [r["number"] for r in rows_here]
     assert [r["read_by"] for r in rows_there] == [r["read_by"] for r in rows_here]
     # Some of these are drawings on a plain canvas (read digit by digit); the rest are photos.
-    assert {r["read_by"] for r in rows_there} & {"found", "whole", "band"}
+    assert {r["read_by"] for r in rows_there} & {"found", "whole", "ink"}

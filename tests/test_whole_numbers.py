@@ -55,14 +55,43 @@ def inside(inner: tuple[int, ...], outer: tuple[int, ...]) -> bool:
     )
 
 
-def test_a_small_number_in_a_tall_cell_gets_a_band_around_it() -> None:
+def test_a_small_number_in_a_tall_cell_is_proposed_whole_and_as_its_line_of_ink() -> None:
     cell, box = register_cell()
     grey, scale = numbers._working_grey(cell)
     assert scale == 1.0
     proposed = numbers.proposals(cell, grey, scale)
     assert proposed[0] == numbers.Proposal("whole", (0, 0, 130, 220))
-    bands = [p.box for p in proposed if p.kind == "band" and p.box[3] - p.box[1] <= 110]
-    assert any(inside(box, band) for band in bands)
+    lines = [p.box for p in proposed if p.kind == "ink" and p.box[3] - p.box[1] <= 110]
+    assert any(inside(box, line) for line in lines)
+
+
+def test_the_line_of_ink_in_a_cell_leaves_out_the_margin_and_the_rules() -> None:
+    cell, box = register_cell()
+    grey, _ = numbers._working_grey(cell)
+    (line, *_) = numbers.ink_lines(grey)
+    assert inside(box, line)
+    assert line[0] >= 35  # right of the scanner's black margin
+    assert line[2] <= 118  # left of the ruled line
+    assert (line[3] - line[1]) < 0.4 * cell.height
+
+
+def test_digits_a_digit_apart_are_one_line_and_lines_far_apart_are_two() -> None:
+    paper = np.full((200, 300), 240, np.uint8)
+    for left in (40, 70):  # one number: two strokes 20 px tall, 22 px apart
+        paper[40:60, left : left + 8] = 20
+    paper[150:170, 200:208] = 20  # another line, well below
+    lines = numbers.ink_lines(paper)
+    assert len(lines) == 2
+    first, second = sorted(lines, key=lambda box: box[1])
+    assert first[0] < 40
+    assert first[2] > 78
+    assert first[3] < 150
+    assert second[0] > 150
+    assert second[1] > 100
+
+
+def test_a_blank_crop_has_no_line_of_ink() -> None:
+    assert numbers.ink_lines(np.full((50, 80), 200, np.uint8)) == []
 
 
 def test_found_digits_are_proposed_with_paper_around_them() -> None:
@@ -97,7 +126,7 @@ def test_the_reader_answers_every_position_with_a_box_inside_the_image(
     row.save(tmp_path / "171.png")
     assert main(["predict", "--number", "--json", str(tmp_path / "171.png")]) == 0
     answer = json.loads(capsys.readouterr().out)
-    assert answer["read_by"] in {"found", "whole", "band"}
+    assert answer["read_by"] in {"found", "whole", "ink"}
     assert answer["number"] == "".join(str(d["digit"]) for d in answer["digits"])
     assert answer["status"] in {"sure", "unsure"}
     for digit in answer["digits"]:
@@ -186,7 +215,7 @@ def test_bulk_rows_read_numbers_whole_in_the_workers_as_predict_does(
     assert {row["path"]: row["number"] for row in rows} == {
         path: answer["number"] for path, answer in expected.items()
     }
-    assert {row["read_by"] for row in rows} <= {"found", "whole", "band"}
+    assert {row["read_by"] for row in rows} <= {"found", "whole", "ink"}
     job = json.loads((tmp_path / "rows.csv.job.json").read_text())
     assert job["reader_sha256"] == hashlib.sha256(shipped_reader.path.read_bytes()).hexdigest()
 

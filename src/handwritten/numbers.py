@@ -4,17 +4,18 @@ surest of is the answer.
 
 The proposals (`proposals`): the line of digits that `page.find_digits` finds, with some
 paper around it (for photos and drawings of a number); the whole image (a crop of a line or a
-cell); and horizontal bands of the image at a few heights (a small number in a large cell,
-where page finding takes the cell's rules or the scanner's margin for the writing). The reader
+cell); and the lines of ink in the image (`ink_lines`: a small number in a large cell, where
+page finding takes the cell's rules or the scanner's margin for the writing). The reader
 learned from generated crops with rules, margins, words and paper around the number, so a
-band that holds the number reads well and one that cuts through it or holds none reads with
-little confidence.
+proposal that holds the number reads well and one that cuts through it or holds none reads
+with little confidence.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -28,8 +29,18 @@ of height, so more detail only costs time (a 12-megapixel photo is 4000 pixels w
 AROUND_FOUND = (0.5, 0.3)
 """Paper kept around the found digits, as a share of their height: sideways (room for a
 digit that finding missed at either end) and up and down."""
-BAND_SHARES = (1 / 2, 1 / 3, 1 / 5)
-"""Band heights, as shares of the image's height; each band overlaps the next by half."""
+INK_LINES = 2
+"""How many lines of ink are proposed, those with the most ink first."""
+LINE_GAP = 1.5
+"""Ink closer side by side than this many digit heights is one line: a number's digits sit
+up to about 0.8 of a height apart, gaps between groups of three included."""
+AROUND_INK = 0.2
+"""Paper kept around a line of ink, as a share of its height, on every side."""
+RULE_SHARE = 0.3
+"""Ink running straight for this share of the image's width (or height) is a rule or the
+edge of a margin, not writing."""
+LOCAL_CONTRAST = 12
+"""How much darker than its neighbourhood's mean (in 8-bit levels) a pixel must be to be ink."""
 
 
 Box = tuple[int, int, int, int]
@@ -39,7 +50,7 @@ Box = tuple[int, int, int, int]
 @dataclass(frozen=True)
 class Proposal:
     """Where the number may be, and what proposed it: "found" (page finding), "whole" (the
-    whole image) or "band"."""
+    whole image), or "ink" (a line of ink, `ink_lines`)."""
 
     kind: str
     box: Box
@@ -73,7 +84,7 @@ def _sureness(reading: Reading) -> float:
     """How sure the reader is of a reading, to choose between proposals: its mean confidence
     over the proposal's frames times its least sure digit's. Chosen on validation (the
     generator's seed-43 images and the register cells) over either factor alone and their
-    product of digits: a band cutting through the number reads some digits surely and one
+    product of digits: a proposal cutting through the number reads some digits surely and one
     not at all, which the mean alone misses."""
     return reading.confidence * min(digit.confidence for digit in reading.digits)
 
@@ -105,11 +116,73 @@ def proposals(
             min(height, int(bottom + up) + 1),
         )
         boxes.append(Proposal("found", box))
-    for share in BAND_SHARES:
-        band = max(8, int(height * share))
-        for top in range(0, max(1, height - band // 2), max(1, band // 2)):
-            boxes.append(Proposal("band", (0, top, width, min(height, top + band))))
+    boxes.extend(Proposal("ink", box) for box in ink_lines(grey))
     return [p for p in boxes if p.box[2] > p.box[0] and p.box[3] > p.box[1]]
+
+
+def ink_lines(grey: np.ndarray, count: int = INK_LINES) -> list[Box]:
+    """The lines of writing in a grey crop, the most ink first, with paper around each.
+
+    Ink is what is darker than its neighbourhood, so a scanner's black margin, dark but even,
+    is not ink (only its edge is, and that goes with the rules). Marks too small to be writing
+    go; what is left is grouped side by side into lines, as a text detector groups letters
+    into words. This finds a small number in a large cell, where the whole cell reads badly:
+    the reader then sees the number at the size it learned, not a speck beside a margin."""
+    ink = _without_rules(_local_ink(grey))
+    _, _, marks, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    marks = marks[1:][marks[1:, cv2.CC_STAT_AREA] >= MIN_MARK_AREA]
+    if len(marks) == 0:
+        return []
+    areas = marks[:, cv2.CC_STAT_AREA]
+    digit_height = float(np.median(marks[areas >= 0.2 * areas.max(), cv2.CC_STAT_HEIGHT]))
+    reach = max(1, int(digit_height * LINE_GAP))
+    footprint = np.zeros_like(ink)
+    for left, top, width, height, _ in marks:
+        footprint[top : top + height, left : left + width] = 255
+    grown = cv2.dilate(footprint, np.ones((1, reach), np.uint8))
+    count_lines, lines, spans, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+    ink_per_line = np.bincount(lines[ink > 0], minlength=count_lines)[1:]
+    return [
+        _around(spans[1 + index], reach // 2, grey.shape)
+        for index in np.argsort(-ink_per_line, kind="stable")[:count]
+    ]
+
+
+MIN_MARK_AREA = 6
+"""Marks of fewer pixels are specks and scanner noise, not strokes."""
+
+
+def _local_ink(grey: np.ndarray) -> np.ndarray:
+    """255 where a pixel is LOCAL_CONTRAST darker than the mean of a neighbourhood a quarter
+    of the crop's shorter side wide."""
+    block = max(3, (min(grey.shape) // 4) | 1)
+    return cv2.adaptiveThreshold(
+        grey, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, block, LOCAL_CONTRAST
+    )
+
+
+def _without_rules(ink: np.ndarray) -> np.ndarray:
+    """The ink less long straight horizontal and vertical runs (and a pixel round them)."""
+    height, width = ink.shape
+    across = np.ones((1, max(8, int(width * RULE_SHARE))), np.uint8)
+    down = np.ones((max(8, int(height * RULE_SHARE)), 1), np.uint8)
+    rules = cv2.morphologyEx(ink, cv2.MORPH_OPEN, across) | cv2.morphologyEx(
+        ink, cv2.MORPH_OPEN, down
+    )
+    return ink & ~cv2.dilate(rules, np.ones((3, 3), np.uint8))
+
+
+def _around(span: np.ndarray, grown: int, shape: tuple[int, ...]) -> Box:
+    """A line's box, less the `grown` pixels the grouping added at each end, with paper."""
+    left, top, width, height, _ = (int(v) for v in span)
+    left, right = left + grown, max(left + grown + 1, left + width - grown)
+    paper = int(AROUND_INK * height) + 1
+    return (
+        max(0, left - paper),
+        max(0, top - paper),
+        min(shape[1], right + paper),
+        min(shape[0], top + height + paper),
+    )
 
 
 def _working_grey(image: Image.Image) -> tuple[np.ndarray, float]:

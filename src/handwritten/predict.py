@@ -209,7 +209,7 @@ class NumberReading:
     size: tuple[int, int] | None = None
     proposal: str | None = "digits"
     """What read it: "digits" (each digit found and classified), or the sequence reader on
-    a proposal of `numbers`: "found", "whole" or "band"."""
+    a proposal of `numbers`: "found", "whole" or "ink"."""
 
     def positions(self) -> list[Prediction]:
         """Each position's answer, as the number reports it (see the class docstring)."""
