@@ -81,13 +81,27 @@ def test_digits_a_digit_apart_are_one_line_and_lines_far_apart_are_two() -> None
         paper[40:60, left : left + 8] = 20
     paper[150:170, 200:208] = 20  # another line, well below
     lines = numbers.ink_lines(paper)
-    assert len(lines) == 2
-    first, second = sorted(lines, key=lambda box: box[1])
+    assert len(lines) == 2 * len(numbers.AROUND_INK)  # each line with each share of paper
+    tight = lines[:: len(numbers.AROUND_INK)]
+    assert all(inside(box, loose) for box, loose in zip(tight, lines[1::2], strict=True))
+    first, second = sorted(tight, key=lambda box: box[1])
     assert first[0] < 40
     assert first[2] > 78
     assert first[3] < 150
     assert second[0] > 150
     assert second[1] > 100
+
+
+def test_a_ragged_scanner_margin_is_no_line_of_ink() -> None:
+    cell, box = register_cell()
+    grey = np.array(cell.convert("L"))
+    edge = np.random.default_rng(0).integers(30, 42, size=grey.shape[0])
+    for row, width in enumerate(edge):  # the margin's edge wanders, so no rule removes it
+        grey[row, :width] = 10
+    lines = numbers.ink_lines(grey)
+    assert lines
+    assert inside(box, lines[0])
+    assert all(line[0] >= 42 for line in lines)
 
 
 def test_a_blank_crop_has_no_line_of_ink() -> None:

@@ -34,11 +34,15 @@ INK_LINES = 2
 LINE_GAP = 1.5
 """Ink closer side by side than this many digit heights is one line: a number's digits sit
 up to about 0.8 of a height apart, gaps between groups of three included."""
-AROUND_INK = 0.2
-"""Paper kept around a line of ink, as a share of its height, on every side."""
+AROUND_INK = (0.2, 0.5)
+"""Paper kept around a line of ink, as shares of its height on every side: each line is
+proposed with each, and the reader's surest reading wins (a flourish under the number, or a
+neighbour's stroke, may fall inside one and not the other)."""
 RULE_SHARE = 0.3
 """Ink running straight for this share of the image's width (or height) is a rule or the
 edge of a margin, not writing."""
+MARGIN_LEVEL = 100
+"""Below this mean 8-bit level over a wide neighbourhood the crop is a dark margin, not paper."""
 LOCAL_CONTRAST = 12
 """How much darker than its neighbourhood's mean (in 8-bit levels) a pixel must be to be ink."""
 
@@ -124,11 +128,14 @@ def ink_lines(grey: np.ndarray, count: int = INK_LINES) -> list[Box]:
     """The lines of writing in a grey crop, the most ink first, with paper around each.
 
     Ink is what is darker than its neighbourhood, so a scanner's black margin, dark but even,
-    is not ink (only its edge is, and that goes with the rules). Marks too small to be writing
-    go; what is left is grouped side by side into lines, as a text detector groups letters
-    into words. This finds a small number in a large cell, where the whole cell reads badly:
-    the reader then sees the number at the size it learned, not a speck beside a margin."""
+    is not ink; its edge is, and goes with the rules when straight and with the margin when
+    not (`_margins`). Marks too small to be writing go; what is left is grouped side by side
+    into lines, as a text detector groups letters into words. Each of the `count` lines with
+    the most ink comes back once for each share of paper in AROUND_INK. This finds a small
+    number in a large cell, where the whole cell reads badly: the reader then sees the number
+    at the size it learned, not a speck beside a margin."""
     ink = _without_rules(_local_ink(grey))
+    ink[_margins(grey)] = 0
     _, _, marks, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     marks = marks[1:][marks[1:, cv2.CC_STAT_AREA] >= MIN_MARK_AREA]
     if len(marks) == 0:
@@ -143,8 +150,9 @@ def ink_lines(grey: np.ndarray, count: int = INK_LINES) -> list[Box]:
     count_lines, lines, spans, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
     ink_per_line = np.bincount(lines[ink > 0], minlength=count_lines)[1:]
     return [
-        _around(spans[1 + index], reach // 2, grey.shape)
+        _around(spans[1 + index], reach // 2, grey.shape, share)
         for index in np.argsort(-ink_per_line, kind="stable")[:count]
+        for share in AROUND_INK
     ]
 
 
@@ -161,6 +169,15 @@ def _local_ink(grey: np.ndarray) -> np.ndarray:
     )
 
 
+def _margins(grey: np.ndarray) -> np.ndarray:
+    """Where the crop is dark on average over a neighbourhood a quarter of its shorter side
+    wide (a scanner's margin, the table beyond the page), widened by half that sideways so
+    the margin's ragged edge goes too. A pen's stroke, far thinner than that, never is."""
+    size = max(3, min(grey.shape) // 4)
+    dark = np.uint8(cv2.blur(grey, (size, size)) < MARGIN_LEVEL)
+    return cv2.dilate(dark, np.ones((3, size // 2 * 2 + 1), np.uint8)) > 0
+
+
 def _without_rules(ink: np.ndarray) -> np.ndarray:
     """The ink less long straight horizontal and vertical runs (and a pixel round them)."""
     height, width = ink.shape
@@ -172,11 +189,11 @@ def _without_rules(ink: np.ndarray) -> np.ndarray:
     return ink & ~cv2.dilate(rules, np.ones((3, 3), np.uint8))
 
 
-def _around(span: np.ndarray, grown: int, shape: tuple[int, ...]) -> Box:
+def _around(span: np.ndarray, grown: int, shape: tuple[int, ...], share: float) -> Box:
     """A line's box, less the `grown` pixels the grouping added at each end, with paper."""
     left, top, width, height, _ = (int(v) for v in span)
     left, right = left + grown, max(left + grown + 1, left + width - grown)
-    paper = int(AROUND_INK * height) + 1
+    paper = int(share * height) + 1
     return (
         max(0, left - paper),
         max(0, top - paper),
