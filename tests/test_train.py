@@ -122,6 +122,7 @@ def test_a_mixture_is_split_by_writer_and_every_population_scored(
         seed.recipe, sources=(("mnist", 1.0), ("pendigits", 0.5)), held_out=("usps",)
     )
     monkeypatch.setitem(registry.MODELS, "seed", dataclasses.replace(seed, recipe=recipe))
+    monkeypatch.setenv("HANDWRITTEN_DATA_DIR", str(MNIST_DIR))  # for `evaluate --record` below
     card = train("seed", tmp_path / "mixed.keras", data_dir=MNIST_DIR, epochs=1, limit=3000)
     entries = {entry["name"]: entry for entry in card["sources"]}
     assert list(entries) == ["mnist", "pendigits", "usps"]
