@@ -292,7 +292,9 @@ def read_number_whole(
     finding sees no ink has no number, as digit by digit: the reader is not asked to find
     digits in blank paper. A drawing on a plain canvas (the page's number mode) is found
     digit by digit instead, not yet classified (`proposal` "digits"): there the digits are
-    cut cleanly, and the digit networks learnt from drawings, the reader mostly from paper."""
+    cut cleanly, and the digit networks learnt from drawings, the reader mostly from paper
+    (people's 355 drawings of `../shared/user-digits`, read as numbers: 344 right this way,
+    311 with the reader)."""
     from handwritten import numbers
 
     label = name or str(source)
