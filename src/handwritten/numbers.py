@@ -45,6 +45,8 @@ MARGIN_LEVEL = 100
 """Below this mean 8-bit level over a wide neighbourhood the crop is a dark margin, not paper."""
 LOCAL_CONTRAST = 12
 """How much darker than its neighbourhood's mean (in 8-bit levels) a pixel must be to be ink."""
+MIN_MARK_AREA = 6
+"""Marks of fewer pixels are specks and scanner noise, not strokes."""
 
 
 Box = tuple[int, int, int, int]
@@ -154,10 +156,6 @@ def ink_lines(grey: np.ndarray, count: int = INK_LINES) -> list[Box]:
         for index in np.argsort(-ink_per_line, kind="stable")[:count]
         for share in AROUND_INK
     ]
-
-
-MIN_MARK_AREA = 6
-"""Marks of fewer pixels are specks and scanner noise, not strokes."""
 
 
 def _local_ink(grey: np.ndarray) -> np.ndarray:
