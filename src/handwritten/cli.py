@@ -831,9 +831,9 @@ def _export(args: argparse.Namespace) -> int:
     for model in args.model or registry.names():
         print(f"saved {api.export(model)}")
     if not args.model:
-        for name in registry.READERS:
-            if registry.shipped_reader_path(name).is_file():
-                print(f"saved {api.export_reader(registry.shipped_reader_path(name))}")
+        for reader in map(registry.shipped_reader_path, registry.READERS):
+            if reader.is_file():
+                print(f"saved {api.export_reader(reader)}")
     return 0
 
 

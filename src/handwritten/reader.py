@@ -153,8 +153,8 @@ def decode(logits: np.ndarray, lengths: np.ndarray) -> list[Reading]:
     TensorFlow. A crop with no digit reads as no digits."""
     from handwritten import trust
 
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    probabilities = np.exp(shifted) / np.exp(shifted).sum(axis=-1, keepdims=True)
+    exponentials = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    probabilities = exponentials / exponentials.sum(axis=-1, keepdims=True)
     readings = []
     for frames, length in zip(probabilities, lengths, strict=True):
         frames = frames[:length]
@@ -271,7 +271,7 @@ def export_reader(path: str | os.PathLike) -> Path:
     with files.atomic_path(target) as temporary:
         export_onnx(model, temporary)
         stamp_onnx(temporary, path, read_card(path) or {"kind": "reader"})
-        pixels, _ = batch([np.full((32, width), 255, np.uint8) for width in (16, 160)])
+        pixels, _ = batch([np.full((READER_HEIGHT, width), 255, np.uint8) for width in (16, 160)])
         gap = np.abs(onnx_logits(temporary, pixels) - np.asarray(model(pixels))).max()
         if gap > 1e-4:
             raise ModelError(f"{target}: ONNX Runtime differs from Keras by {gap:.2g}; not kept.")
@@ -280,8 +280,7 @@ def export_reader(path: str | os.PathLike) -> Path:
 
 def read_crops(model: keras.Model, crops: Sequence[np.ndarray]) -> list[str]:
     """The digits in each crop (a line or a cell), as the Keras reader reads them."""
-    pixels, lengths = batch([preprocess(crop) for crop in crops])
-    return [r.text for r in decode(np.asarray(model(pixels, training=False)), lengths)]
+    return [r.text for r in read_prepared(model, [preprocess(crop) for crop in crops])]
 
 
 def ctc_targets(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -391,16 +390,15 @@ def read_prepared(model: keras.Model, crops: Sequence[np.ndarray]) -> list[Readi
 
 def score(readings: Sequence[Reading], labels: Sequence[str]) -> dict:
     """Exact-match rate and character error rate of readings against their labels."""
-    from handwritten.evaluate import edit_distance
+    from handwritten.evaluate import character_error_rate
 
     read = [r.text for r in readings]
-    errors = sum(edit_distance(a, b) for a, b in zip(read, labels, strict=True))
     exact = sum(a == b for a, b in zip(read, labels, strict=True))
     return {
         "images": len(labels),
         "exact": exact,
         "exact_rate": exact / len(labels),
-        "cer": errors / sum(len(label) for label in labels),
+        "cer": character_error_rate(read, list(labels)),
     }
 
 
