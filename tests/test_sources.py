@@ -684,3 +684,16 @@ def test_a_cache_that_cannot_be_made_is_one_clear_error(
     with pytest.raises(DataError, match=f"cannot write usps into {in_the_way}/") as caught:
         sources.load("usps")
     assert sources.WRITERS_DIR_ENV in str(caught.value)
+
+
+@pytest.mark.parametrize("name", sources.names())
+def test_a_cards_credit_of_a_source_is_its_licence_home_and_files(name: str) -> None:
+    source = sources.get(name)
+    credit = sources.credit(name)
+    assert credit["name"] == name
+    assert credit["licence"] == source.licence
+    assert credit["creators"] == source.creators
+    assert credit["homepage"] == source.homepage
+    assert credit["sha256"] == dict(source.files)
+    assert all(len(digest) == 64 for digest in credit["sha256"].values())
+    assert credit.get("licence_note") == (source.licence_note or None)

@@ -622,19 +622,10 @@ def train_reader(
         # train.command_line's rule, without importing TensorFlow before the workers fork.
         "command": shlex.join(["handwritten", *sys.argv[1:]]),
         **card,
-        "sources": [_reader_source(name) for name in chosen],
+        "sources": [sources.credit(name) for name in chosen],
     }
     reader.save_reader(model, Path(output), card)
     return card
-
-
-def _reader_source(name: str) -> dict[str, Any]:
-    from handwritten import data, sources
-
-    if name == "mnist":
-        return {"name": "mnist", "licence": "CC BY-SA 3.0", "sha256": data.data_checksums()}
-    source = sources.get(name)
-    return {"name": name, "licence": source.licence, "sha256": dict(source.files)}
 
 
 @dataclass(frozen=True)

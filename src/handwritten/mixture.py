@@ -324,10 +324,7 @@ def _counts(part: Part | None) -> dict[str, int]:
 
 def _mnist_entry(split: data.Split, weight: float) -> dict[str, Any]:
     return {
-        "name": "mnist",
-        "title": "MNIST",
-        "licence": "CC BY-SA 3.0 (Yann LeCun and Corinna Cortes)",
-        "sha256": data.data_checksums(),
+        **_catalogue().credit("mnist"),
         "role": "training",
         "weight": weight,
         "train": {"digits": len(split.y_train), "others": 0},
@@ -350,17 +347,7 @@ def _entry(
 ) -> dict[str, Any]:
     """What a card records of one writer collection: where it came from, its licence, the
     checksum of every file, and how many of its images each side of the split holds."""
-    entry: dict[str, Any] = {
-        "name": source.name,
-        "title": source.title,
-        "creators": source.creators,
-        "licence": source.licence,
-        "homepage": source.homepage,
-        "sha256": dict(source.files),
-        "role": role,
-    }
-    if source.licence_note:
-        entry["licence_note"] = source.licence_note
+    entry = {**_catalogue().credit(source.name), "role": role}
     if role == "held out":
         return {**entry, "digits": _counts(held_out)["digits"], "writers": held_out.writers}
     entry.update(

@@ -55,6 +55,7 @@ __all__ = [
     "WRITERS_DIR_ENV",
     "Samples",
     "Source",
+    "credit",
     "get",
     "load",
     "names",
@@ -101,6 +102,23 @@ def load(name: str, data_dir: PathLike | None = None) -> Samples:
     if name == "mnist":
         return mnist.load(_mnist_dir(data_dir))
     return load_source(source, _MODULES[name].parse, data_dir)
+
+
+def credit(name: str) -> dict[str, Any]:
+    """What a model's card records of a source it learned from, as the licences ask it to be
+    credited: title, creators, licence (and how it is known), home, and every file's SHA-256."""
+    source = get(name)
+    entry = {
+        "name": source.name,
+        "title": source.title,
+        "creators": source.creators,
+        "licence": source.licence,
+        "homepage": source.homepage,
+        "sha256": dict(source.files),
+    }
+    if source.licence_note:
+        entry["licence_note"] = source.licence_note
+    return entry
 
 
 def status(name: str, data_dir: PathLike | None = None) -> dict[str, Any]:
