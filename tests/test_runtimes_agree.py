@@ -1,5 +1,6 @@
 """One image, one answer, whatever runs the network: Keras and ONNX Runtime on every image of
-the development sets and MNIST's validation split, for every shipped model.
+the development sets and MNIST's validation split, for every shipped model, and on every
+number of the development set and a twentieth of the register cells for the shipped reader.
 
 The two runtimes (like one runtime on two CPUs' kernels) differ in the last bits of a
 probability; the thresholds are placed mid-gap, at least `trust.RUNTIME_TOLERANCE` from every
@@ -16,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import MNIST_DIR, SHARED
+from PIL import Image
 
-from handwritten import data, predict, registry, runtime, trust
+from handwritten import data, numbers, page, predict, reader, registry, runtime, trust
 
 pytestmark = pytest.mark.integration
 
@@ -82,3 +84,40 @@ def _near_a_threshold(probabilities: np.ndarray, thresholds: trust.Thresholds) -
         | (np.abs(digits[:, -1] - thresholds.sure) <= tolerance)
         | (shown & (digits[:, -1] - digits[:, -2] <= 2 * tolerance))
     )
+
+
+def test_keras_and_onnx_runtime_read_every_number_alike() -> None:
+    """The reader's two runtimes choose the same proposal and read the same digits, with
+    confidences within the tolerance, so a number's status differs only where its least sure
+    digit is that close to the sure threshold."""
+    path = registry.shipped_reader_path()
+    onnx_reader = reader.open_reader(path)
+    assert onnx_reader.source_sha256 == runtime.sha256_of(path)
+    model = reader.load_reader(path)
+    keras_reader = reader.Reader(
+        lambda pixels: np.asarray(model(pixels, training=False)), onnx_reader.card, path
+    )
+    sure = onnx_reader.card["trust"]["sure"]
+    files = _images_of("numbers") + sorted((SHARED / "registers" / "images").iterdir())[::20]
+    near = 0
+    for file in files:
+        with Image.open(file) as opened:
+            image = opened.convert("RGB")
+        found = page.find_digits(image)
+        ours, theirs = (
+            numbers.read_number(image, each, found) for each in (keras_reader, onnx_reader)
+        )
+        assert (ours is None) == (theirs is None), file.name
+        if ours is None:
+            continue
+        assert ours.proposal == theirs.proposal, file.name
+        assert ours.reading.text == theirs.reading.text, file.name
+        gaps = [
+            abs(a.confidence - b.confidence)
+            for a, b in zip(ours.reading.digits, theirs.reading.digits, strict=True)
+        ]
+        assert max(gaps) <= trust.RUNTIME_TOLERANCE, f"{file.name}: {max(gaps):.2g}"
+        least = min(d.confidence for d in ours.reading.digits)
+        near += abs(least - sure) <= trust.RUNTIME_TOLERANCE
+    print(f"reader: {len(files)} images, {near} within {trust.RUNTIME_TOLERANCE:g} of sure")
+    assert near <= len(files) // 100
