@@ -4,6 +4,7 @@ a few training steps, saving, safe loading and the ONNX export."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,29 @@ def test_preprocess_makes_ink_white_at_the_readers_height_whatever_the_polarity(
         column = out[:, 48]
         assert column[10] > 200  # the stroke
         assert out[:, 5].max() < 30  # the paper
+
+
+def test_preprocess_is_not_misled_by_a_black_margin_and_a_dark_rule() -> None:
+    """The crop's border is mostly margin and rule, darker than the paper: dark writing all
+    the same, so it is inverted (judged by the border, the paper had come out white)."""
+    image = np.full((40, 200), 215, np.uint8)
+    image[:, :70] = 15  # a scanner's black margin
+    image[-4:] = 40  # a dark rule along the bottom
+    for left in (120, 150):
+        image[8:30, left : left + 4] = 30  # two strokes of dark ink
+    out = reader.preprocess(image)  # 32 x 160: column c is column c / 0.8 of the image
+    assert out[12, 97] > 200  # the strokes
+    assert out[12, 121] > 200
+    assert out[12, 110] < 30  # the paper between them
+
+
+def test_preprocess_keeps_chalk_on_a_board_white() -> None:
+    image = np.full((40, 200), 50, np.uint8)
+    image[:, :20] = 120  # the board's lighter frame
+    image[8:30, 120:124] = 235
+    out = reader.preprocess(image)
+    assert out[12, 97] > 200
+    assert out[12, 110] < 30
 
 
 def test_a_very_wide_crop_is_squeezed_to_the_widest_the_reader_takes() -> None:
@@ -145,6 +169,23 @@ def test_onnx_export_gives_the_same_logits_at_any_width(trained) -> None:
         pixels, _ = reader.batch([reader.preprocess(crop(size=(40, width)))] * 2)
         keras_logits = np.asarray(model(pixels))
         assert np.abs(reader.onnx_logits(exported, pixels) - keras_logits).max() < 1e-4
+
+
+def test_a_reader_of_other_crops_opens_with_a_warning(trained, tmp_path: Path, caplog) -> None:
+    _, _, folder = trained
+    card = json.loads((folder / "reader.card.json").read_text())
+    card["preprocessing"]["reader_version"] = reader.READER_VERSION - 1
+    (tmp_path / "old.keras").write_bytes((folder / "reader.keras").read_bytes())
+    (tmp_path / "old.card.json").write_text(json.dumps(card))
+    with caplog.at_level(logging.WARNING):
+        opened = reader.open_reader(tmp_path / "old.keras")
+    assert f"reader version {reader.READER_VERSION - 1}" in caplog.text
+    assert "train-reader" in caplog.text
+    assert opened.card["preprocessing"]["reader_version"] == reader.READER_VERSION - 1
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        reader.open_reader(folder / "reader.keras")
+    assert "reader version" not in caplog.text
 
 
 def test_a_file_that_is_no_reader_is_refused_by_name(tmp_path: Path) -> None:

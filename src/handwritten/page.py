@@ -284,14 +284,12 @@ def _darkness(rgb: np.ndarray) -> np.ndarray:
     and of the paper's grain. Light ink on a dark ground (a board, a white-on-black drawing)
     is inverted first; which one the image holds is told by the tails of its difference from
     a local median: writing is a thin tail of pixels much darker (or much lighter) than the
-    ground around them, whatever the lighting (`_writing_is_lighter`).
+    ground around them, whatever the lighting (`writing_is_lighter`).
     """
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     height, width = gray.shape
-    small_scale = min(1.0, 320 / max(height, width))
-    small_size = (max(1, round(width * small_scale)), max(1, round(height * small_scale)))
+    small_size = _small_size(gray.shape)
     side = max(small_size)
-    small_gray = cv2.resize(gray, small_size, interpolation=cv2.INTER_AREA)
     border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]]).astype(np.float32)
     low, high = np.percentile(border.mean(axis=-1), [5, 95])
     if high - low <= FLAT_BORDER:
@@ -302,7 +300,7 @@ def _darkness(rgb: np.ndarray) -> np.ndarray:
             rgb, paper = 255 - rgb, 255 - paper
         ratio = rgb.astype(np.float32) / np.maximum(paper, 1.0)
         return np.clip(1.0 - _channel_min(ratio), 0.0, 1.0)
-    if all(_writing_is_lighter(gray, small_gray, window) for window in (side / 6, side / 2)):
+    if writing_is_lighter(gray):
         rgb = 255 - rgb
     small = cv2.resize(rgb, small_size, interpolation=cv2.INTER_AREA)
     size = _odd(side / 12)
@@ -315,7 +313,30 @@ def _darkness(rgb: np.ndarray) -> np.ndarray:
     return _remove_shading(darkness, small_size)
 
 
-def _writing_is_lighter(gray: np.ndarray, small_gray: np.ndarray, window: float) -> bool:
+def _small_size(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(width, height) of an image reduced to at most 320 pixels on its longer side, the size
+    at which the paper and the ground are estimated (lighting is smooth)."""
+    height, width = shape[:2]
+    scale = min(1.0, 320 / max(height, width))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def writing_is_lighter(gray: np.ndarray, across_line: bool = False) -> bool:
+    """Whether the writing in a grey uint8 image is lighter than its ground (chalk on a
+    board, white on black) rather than darker, as windows a sixth and a half of the image's
+    longer side all agree (`_window_says_lighter`). `across_line` adds a window half its
+    shorter side, for a crop of one line: far wider than high, it is otherwise judged only
+    by windows taller than itself, whose median is a black scanner margin or a dark rule as
+    often as the paper."""
+    small_size = _small_size(gray.shape)
+    small_gray = cv2.resize(gray, small_size, interpolation=cv2.INTER_AREA)
+    windows = [max(small_size) / 6, max(small_size) / 2]
+    if across_line:
+        windows.append(min(small_size) / 2)
+    return all(_window_says_lighter(gray, small_gray, window) for window in windows)
+
+
+def _window_says_lighter(gray: np.ndarray, small_gray: np.ndarray, window: float) -> bool:
     """Whether the image's lightest pixels stand further above the median around them
     (`window` pixels wide, at the small size) than its darkest stand below it.
 
