@@ -93,10 +93,8 @@ def test_keras_and_onnx_runtime_read_every_number_alike() -> None:
     path = registry.shipped_reader_path()
     onnx_reader = reader.open_reader(path)
     assert onnx_reader.source_sha256 == runtime.sha256_of(path)
-    model = reader.load_reader(path)
-    keras_reader = reader.Reader(
-        lambda pixels: np.asarray(model(pixels, training=False)), onnx_reader.card, path
-    )
+    keras_run = reader.keras_runner(reader.load_reader(path))
+    keras_reader = reader.Reader(keras_run, onnx_reader.card, path)
     sure = onnx_reader.card["trust"]["sure"]
     files = _images_of("numbers") + sorted((SHARED / "registers" / "images").iterdir())[::20]
     near = 0

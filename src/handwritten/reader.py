@@ -246,8 +246,17 @@ def _open_reader_file(path: Path) -> Reader:
             path,
             path,
         )
-    model = load_reader(path)
-    return Reader(lambda pixels: np.asarray(model(pixels, training=False)), read_card(path), path)
+    return Reader(keras_runner(load_reader(path)), read_card(path), path)
+
+
+def keras_runner(model: keras.Model) -> Any:
+    """The Keras reader as one compiled graph for any batch and width: called eagerly, its
+    LSTM steps one op at a time, about 20 times slower than the graph."""
+    import tensorflow as tf
+
+    signature = [tf.TensorSpec((None, READER_HEIGHT, None, 1), tf.float32)]
+    run = tf.function(lambda pixels: model(pixels, training=False), input_signature=signature)
+    return lambda pixels: run(pixels).numpy()
 
 
 def reader_from_onnx_bytes(data: bytes) -> Reader:
