@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from test_synth import typed_bank
 
-from handwritten import reader, registry
+from handwritten import api, reader, registry
 from handwritten.errors import ModelError
 
 TINY = reader.ReaderRecipe(steps=12, images=24, batch_size=8, learning_rate=3e-3, units=16)
@@ -186,6 +186,15 @@ def test_a_reader_of_other_crops_opens_with_a_warning(trained, tmp_path: Path, c
     with caplog.at_level(logging.WARNING):
         reader.open_reader(folder / "reader.keras")
     assert "reader version" not in caplog.text
+
+
+def test_export_given_a_readers_file_writes_its_onnx_copy(trained, tmp_path: Path) -> None:
+    _, _, folder = trained
+    for suffix in (".keras", ".card.json"):
+        (tmp_path / f"mine{suffix}").write_bytes((folder / f"reader{suffix}").read_bytes())
+    written = api.export(tmp_path / "mine.keras")
+    assert written == tmp_path / "mine.onnx"
+    assert reader.open_reader(tmp_path / "mine.keras").source_sha256 is not None
 
 
 def test_a_file_that_is_no_reader_is_refused_by_name(tmp_path: Path) -> None:

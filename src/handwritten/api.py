@@ -475,10 +475,25 @@ def tune(folder: Source, output: Source, **options: Any) -> dict[str, Any]:
 
 
 def export(model: Source | None = None) -> Path:
-    """Write the ONNX copy of a model beside its .keras file, carrying its card."""
+    """Write the ONNX copy of a model or number reader (by name or .keras file) beside its
+    .keras file, carrying its card."""
     from handwritten.runtime import export_onnx
 
-    return export_onnx(model)
+    reader = _reader_file(model)
+    return export_reader(reader) if reader is not None else export_onnx(model)
+
+
+def _reader_file(model: Source | None) -> Path | None:
+    """The .keras file of a number reader named or given, None for anything else."""
+    from handwritten.models import read_card
+
+    if model is None:
+        return None
+    if str(model) in registry.READERS:
+        return registry.shipped_reader_path(str(model))
+    path = Path(model)
+    card = read_card(path) if path.suffix == ".keras" else None
+    return path if card is not None and card.get("kind") == "reader" else None
 
 
 def export_reader(reader: Source) -> Path:
