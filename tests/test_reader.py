@@ -215,6 +215,31 @@ def test_training_crops_are_the_same_whatever_the_number_of_workers() -> None:
     assert all(np.array_equal(a, b) for a, b in zip(one[0], two[0], strict=True))
 
 
+def test_augmenting_a_crop_stretches_it_sideways_and_keeps_its_ink() -> None:
+    prepared = reader.preprocess(crop())  # 32 x 96, a stroke down column 48
+    widths = set()
+    for seed in range(20):
+        varied = reader.augment(prepared, np.random.default_rng(seed))
+        assert varied.dtype == np.uint8
+        assert varied.shape[0] == reader.READER_HEIGHT
+        scale = varied.shape[1] / prepared.shape[1]
+        assert reader.STRETCH[0] - 0.02 <= scale <= reader.STRETCH[1] + 0.02
+        stroke = round(48 * scale)
+        assert varied[16, stroke - 1 : stroke + 2].max() > 150  # the ink, fainter at most
+        assert varied[:, : stroke - 8].mean() < 20  # the paper, with a little noise
+        widths.add(varied.shape[1])
+    assert len(widths) > 5
+
+
+def test_augmenting_is_seeded() -> None:
+    prepared = reader.preprocess(crop())
+    first = reader.augment(prepared, np.random.default_rng(3))
+    again = reader.augment(prepared, np.random.default_rng(3))
+    other = reader.augment(prepared, np.random.default_rng(4))
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
 def test_batches_of_like_widths_cover_every_crop_each_pass() -> None:
     widths = [10, 200, 12, 205, 11, 198, 13, 202]
     batches = reader.width_batches(widths, 4, np.random.default_rng(0))

@@ -323,11 +323,12 @@ def ctc_targets(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
 class ReaderRecipe:
     """How the reader is trained: every number its card needs to reproduce it."""
 
-    steps: int = 10_000
-    images: int = 24_000
+    steps: int = 12_000
+    images: int = 40_000
     batch_size: int = 32
     learning_rate: float = 1e-3
     units: int = 96
+    augment: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -384,6 +385,33 @@ def _crop_around(image: np.ndarray, box: tuple[int, int, int, int], rng) -> np.n
     x0, y0 = max(0, int(left - reach[0])), max(0, int(top - reach[1]))
     x1, y1 = min(width, int(right + reach[2]) + 1), min(height, int(bottom + reach[3]) + 1)
     return image[y0:y1, x0:x1]
+
+
+STRETCH = (0.8, 1.25)
+"""How much `augment` widens or narrows a crop: numbers written closer or wider apart."""
+SHRINK = (0.8, 1.0)
+"""How much `augment` shrinks a crop's height about its middle: more paper above and below."""
+NOISE = 8.0
+"""The largest standard deviation of the sensor noise `augment` adds, in grey levels."""
+
+
+def augment(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A preprocessed crop as another writer's spacing, another finder's margin and another
+    camera might have given it: stretched sideways, shrunk and shifted up or down, fainter
+    and noisier. Drawn afresh at every step, so the reader cannot learn its training crops
+    by heart (without it, the shipped reader of 24,000 fixed crops read 91% of them exactly
+    and 69% of the generator's validation images)."""
+    import cv2
+
+    height, width = crop.shape
+    stretch = rng.uniform(*STRETCH)
+    new_width = int(np.clip(round(width * stretch), WIDTH_STEP, MAX_WIDTH))
+    shrink = rng.uniform(*SHRINK)
+    shift = (1 - shrink) * height * rng.uniform(-0.5, 0.5)
+    matrix = np.float32([[new_width / width, 0, 0], [0, shrink, (1 - shrink) * height / 2 + shift]])
+    moved = cv2.warpAffine(crop, matrix, (new_width, height), flags=cv2.INTER_LINEAR)
+    noisy = moved * rng.uniform(0.7, 1.0) + rng.normal(0, rng.uniform(0, NOISE), moved.shape)
+    return np.clip(noisy, 0, 255).astype(np.uint8)
 
 
 def width_batches(widths: Sequence[int], size: int, rng: np.random.Generator):
@@ -527,9 +555,13 @@ def _fit(spec, recipe: ReaderRecipe, seed: int, crops, labels, log, progress) ->
         return loss
 
     batches = width_batches([c.shape[1] for c in crops], recipe.batch_size, rng)
+    varied = np.random.default_rng([seed, 0x617567])
     for number in range(1, recipe.steps + 1):
         chosen = next(batches)
-        pixels, lengths = batch([crops[i] for i in chosen])
+        chosen_crops = [crops[i] for i in chosen]
+        if recipe.augment:
+            chosen_crops = [augment(crop, varied) for crop in chosen_crops]
+        pixels, lengths = batch(chosen_crops)
         targets, target_lengths = ctc_targets([labels[i] for i in chosen])
         loss = float(step(pixels, lengths, targets, target_lengths))
         if log is not None:
