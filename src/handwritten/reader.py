@@ -12,13 +12,14 @@ digit-string readers take (ORAND-CAR, CVL) and docTR's `crnn` recognition archit
 Its input (`preprocess`): a crop of one line or cell, any size and colours, made a grey
 "ink on black" image READER_HEIGHT pixels tall, the width following the aspect ratio up to
 MAX_WIDTH (wider crops are squeezed), with ink white whichever way the crop was written
-(dark on light or light on dark, decided by the border), its contrast stretched between the
-paper's level and the ink's. A batch is padded on the right with black (no ink) to its
-widest crop, rounded up to WIDTH_STEP; `output_lengths` gives each crop's own frames, so the
-padding is never read as digits. The network's output is one row of logits per WIDTH_STEP
-columns: the CTC blank (class 0), then the digits 0-9 (classes 1-10).
+(dark on light or light on dark, as `page.writing_is_lighter` tells), its contrast
+stretched between the paper's level and the ink's. A batch is padded on the right with black
+(no ink) to its widest crop, rounded up to WIDTH_STEP; `output_lengths` gives each crop's own
+frames, so the padding is never read as digits. The network's output is one row of logits
+per WIDTH_STEP columns: the CTC blank (class 0), then the digits 0-9 (classes 1-10).
 
-No trained reader ships yet: `train_reader` is the seeded recipe, on generated images only.
+`train_reader` is the seeded recipe, on generated images only, each crop varied afresh at
+every step (`augment`); `make train-reader` made the shipped reader with it.
 """
 
 from __future__ import annotations
@@ -399,7 +400,7 @@ def augment(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A preprocessed crop as another writer's spacing, another finder's margin and another
     camera might have given it: stretched sideways, shrunk and shifted up or down, fainter
     and noisier. Drawn afresh at every step, so the reader cannot learn its training crops
-    by heart (without it, the shipped reader of 24,000 fixed crops read 91% of them exactly
+    by heart (without it, a reader trained on 24,000 fixed crops read 91% of them exactly
     and 69% of the generator's validation images)."""
     import cv2
 
