@@ -828,12 +828,9 @@ def _gallery(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from handwritten import api
 
-    for model in args.model or registry.names():
+    shipped_readers = [n for n in registry.READERS if registry.shipped_reader_path(n).is_file()]
+    for model in args.model or [*registry.names(), *shipped_readers]:
         print(f"saved {api.export(model)}")
-    if not args.model:
-        for reader in map(registry.shipped_reader_path, registry.READERS):
-            if reader.is_file():
-                print(f"saved {api.export_reader(reader)}")
     return 0
 
 
