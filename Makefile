@@ -47,6 +47,8 @@ DEVELOPMENT_NONDIGITS ?= ../shared/nondigits
 # The number reader (src/handwritten/reader.py), trained on images `synth` composes.
 train-reader: $(VENV)/.installed
 	$(BIN)/handwritten train-reader --seed 42 --output models/handwritten-reader.keras --force
+	$(BIN)/handwritten export --model models/handwritten-reader.keras
+	$(BIN)/handwritten fit-chooser --seed 42 --reader models/handwritten-reader.keras
 
 train-%: $(VENV)/.installed
 	$(BIN)/handwritten train --model $* --seed 42 --output models/$$($(SHIPPED_FILE) $*) --force

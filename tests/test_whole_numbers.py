@@ -20,6 +20,7 @@ from test_numbers import ONE, side_by_side
 
 from handwritten import api, bulk, numbers, page
 from handwritten.cli import main
+from handwritten.reader import ReadDigit, Reader, Reading
 from handwritten.serve import create_app
 
 SHARED = (ROOT / "../shared").resolve()
@@ -240,3 +241,71 @@ def test_models_lists_the_number_reader_with_its_figures(shipped_reader, capsys)
     validation = shipped_reader.card["validation"]
     assert "handwritten-reader.keras" in line
     assert f"{validation['exact_rate']:.1%}" in line
+
+
+def reading(text: str, digit_confidences: list[float], mean: float) -> Reading:
+    digits = [
+        ReadDigit(int(c), confidence, [0.1] * 10, [], (i / 10, (i + 1) / 10))
+        for i, (c, confidence) in enumerate(zip(text, digit_confidences, strict=True))
+    ]
+    return Reading(digits, mean)
+
+
+def doubted_frames(rng: np.random.Generator, label: str) -> tuple[list[Reading], str]:
+    """A number's proposals as a reader might read them: the right reading with every digit
+    sure but many doubtful frames around it (a faint, noisy crop), and a cut through the
+    number, clean but with one digit it doubts. Mean times least digit prefers the cut."""
+    right = reading(label, list(rng.uniform(0.93, 0.99, len(label))), rng.uniform(0.5, 0.65))
+    cut = label[1:]
+    doubts = [*rng.uniform(0.93, 0.99, len(cut) - 1), rng.uniform(0.7, 0.85)]
+    wrong = reading(cut, list(rng.permutation(doubts)), rng.uniform(0.97, 0.995))
+    return list(rng.permutation(np.array([right, wrong], dtype=object))), label
+
+
+def test_the_chooser_learns_which_of_the_readers_confidences_tell_the_number() -> None:
+    rng = np.random.default_rng(5)
+    labels = ["".join(map(str, rng.integers(0, 10, rng.integers(2, 7)))) for _ in range(200)]
+    chooser = numbers.fit_chooser([doubted_frames(rng, label) for label in labels[:150]])
+    assert chooser["features"] == list(numbers.CHOOSER_FEATURES)
+    assert chooser["proposals"] == 300
+    assert chooser["right_proposals"] == 150
+    figures = numbers.choice_figures([doubted_frames(rng, x) for x in labels[150:]], chooser)
+    assert figures["images"] == figures["among_proposals"] == 50
+    assert figures["chooser"] >= 48
+    assert figures["product_rule"] <= 5
+
+
+def test_read_number_chooses_by_the_chooser_its_readers_card_carries(shipped_reader) -> None:
+    """The same proposals, read by the same network, choose otherwise when the card's
+    chooser weighs otherwise: one that only counts digits takes the longest reading, one
+    that counts them against it the shortest."""
+    image = on_paper(side_by_side(draw(stroke=ONE), draw(), draw(stroke=ONE)))
+    grey, scale = numbers._working_grey(image)
+    found = numbers.proposals(image, grey, scale)
+    lengths = {len(r.text) for r in shipped_reader.read([numbers._cut(grey, p.box) for p in found])}
+    assert len(lengths - {0}) > 1  # the proposals read the number at different lengths
+    for weight, length in ((50.0, max(lengths)), (-50.0, min(lengths - {0}))):
+        counting = {"mean": [0.0] * 4, "scale": [1.0] * 4, "weights": [0, 0, 0, weight]}
+        card = {**shipped_reader.card, "chooser": {**counting, "bias": 0.0}}
+        counter = Reader(shipped_reader._run, card, shipped_reader.path)
+        assert len(numbers.read_number(image, counter).reading.text) == length
+
+
+@pytest.mark.integration
+def test_fit_chooser_keeps_its_fit_and_figures_in_the_card_and_the_onnx_copy(
+    shipped_reader, tmp_path: Path, capsys
+) -> None:
+    for suffix in (".keras", ".card.json", ".onnx"):
+        source = shipped_reader.path.with_suffix(suffix)
+        if suffix == ".card.json":
+            source = shipped_reader.path.with_name("handwritten-reader.card.json")
+        (tmp_path / f"reader{suffix}").write_bytes(source.read_bytes())
+    args = ["fit-chooser", "--reader", str(tmp_path / "reader.keras"), "--images", "12"]
+    assert main([*args, "--checks", "6", "--sources", "pendigits"]) == 0
+    assert "of 6 generated validation numbers" in capsys.readouterr().out
+    card = json.loads((tmp_path / "reader.card.json").read_text())
+    chooser = card["chooser"]
+    assert chooser["fitted_on"] == "12 generated images, seed 44"
+    assert chooser["validation"]["images"] == 6
+    assert chooser["validation"]["chooser"] <= chooser["validation"]["among_proposals"]
+    assert api.load_reader(tmp_path / "reader.keras").card["chooser"] == chooser

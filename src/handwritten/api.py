@@ -38,7 +38,7 @@ from handwritten.predict import (
     read_number,
     read_numbers,
 )
-from handwritten.reader import Reader
+from handwritten.reader import Reader, Reading
 from handwritten.runtime import CARD, SOURCE_SHA256, load_classifier, onnx_path, sha256_of
 
 if TYPE_CHECKING:
@@ -641,6 +641,65 @@ def train_reader(
     }
     reader.save_reader(model, Path(output), card)
     return card
+
+
+CHOOSER_IMAGES = 1500
+"""Generated images the chooser between proposals is fitted on (about 9,000 proposals)."""
+CHOOSER_SEED_OFFSET = 2
+"""The chooser learns from the generator's images for seed + 2: neither the reader's
+training images (seed) nor its validation images (seed + 1), on which it is scored."""
+CHOOSER_CHECKS = 300
+
+
+def fit_chooser(
+    reader_file: Source,
+    seed: int = 42,
+    images: int = CHOOSER_IMAGES,
+    checks: int = CHOOSER_CHECKS,
+    names: Iterable[str] | None = None,
+    writers_dir: Source | None = None,
+    mnist_dir: Source | None = None,
+) -> dict[str, Any]:
+    """Fit how the reader in `reader_file` chooses between a number's proposals
+    (`numbers.fit_chooser`) on generated images, score the choice on the reader's generated
+    validation images, and keep both in its card (and its ONNX copy's); return them."""
+    from handwritten import numbers, synth
+    from handwritten.reader import VALIDATION_SEED_OFFSET, open_reader
+
+    path = Path(reader_file)
+    card = read_card(path) if path.suffix == ".keras" else None
+    if card is None or card.get("kind") != "reader":
+        raise DataError(f"{path}: not a number reader's .keras file with its card.")
+    reader = open_reader(path)
+    bank = synth.load_bank(list(names) if names else None, writers_dir, mnist_dir)
+    fitted_on, checked_on = seed + CHOOSER_SEED_OFFSET, seed + VALIDATION_SEED_OFFSET
+
+    def readings(seed: int, count: int) -> Iterator[tuple[list[Reading], str]]:
+        for image, label in _generated(bank, seed, count):
+            yield numbers.proposal_readings(image, reader), label
+
+    chooser = numbers.fit_chooser(readings(fitted_on, images))
+    chooser.update(
+        command=shlex.join(["handwritten", *sys.argv[1:]]),
+        fitted_on=f"{images} generated images, seed {fitted_on}",
+        validation={
+            "what": f"{checks} generated images, seed {checked_on}",
+            **numbers.choice_figures(readings(checked_on, checks), chooser),
+        },
+    )
+    card["chooser"] = chooser
+    _write_card(path, card)
+    return chooser
+
+
+def _generated(bank: synth.DigitBank, seed: int, count: int) -> Iterator[tuple[Any, str]]:
+    """The generator's images for `seed` as (PIL image, label), made as they are read."""
+    from PIL import Image
+
+    from handwritten import synth
+
+    for made in synth.number_images(bank, count, seed):
+        yield Image.fromarray(made.image), made.label
 
 
 @dataclass(frozen=True)

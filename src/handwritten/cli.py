@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sources(commands)
     _add_synth(commands)
     _add_train_reader(commands)
+    _add_fit_chooser(commands)
     return parser
 
 
@@ -488,6 +489,37 @@ def _add_train_reader(commands: argparse._SubParsersAction) -> None:
     _add_writers_dir(parser)
     _add_data_dir(parser)
     parser.set_defaults(run=_train_reader)
+
+
+def _add_fit_chooser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "fit-chooser",
+        help="fit how a number reader chooses between the places a number may be, on "
+        "generated images, and keep it in the reader's card",
+    )
+    parser.add_argument(
+        "--reader", type=_path, required=True, help="the reader's .keras file (train-reader's)"
+    )
+    parser.add_argument(
+        "--seed",
+        type=_seed,
+        default=42,
+        help="the reader's seed: fitted on the generator's images for seed + 2, scored on "
+        "seed + 1's (default: 42)",
+    )
+    parser.add_argument("--images", type=_positive_int, help="images to fit on (default: 1500)")
+    parser.add_argument(
+        "--checks", type=_positive_int, help="validation images to score on (default: 300)"
+    )
+    parser.add_argument(
+        "--sources",
+        metavar="LIST",
+        type=_names,
+        help="the sources whose training digits to compose from, comma-separated (default: all)",
+    )
+    _add_writers_dir(parser)
+    _add_data_dir(parser)
+    parser.set_defaults(run=_fit_chooser)
 
 
 def _names(text: str) -> list[str]:
@@ -918,6 +950,27 @@ def _train_reader(args: argparse.Namespace) -> int:
         f"saved {args.output}: {validation['exact']}/{validation['images']} generated "
         f"validation numbers read exactly, CER {validation['cer']:.1%}, "
         f"in {card['training_seconds']:.0f} s"
+    )
+    return 0
+
+
+def _fit_chooser(args: argparse.Namespace) -> int:
+    from handwritten import api
+
+    chooser = api.fit_chooser(
+        args.reader,
+        seed=args.seed,
+        images=args.images or api.CHOOSER_IMAGES,
+        checks=args.checks or api.CHOOSER_CHECKS,
+        names=args.sources,
+        writers_dir=args.writers_dir,
+        mnist_dir=args.data_dir,
+    )
+    checked = chooser["validation"]
+    print(
+        f"kept in {args.reader}'s card: of {checked['images']} generated validation numbers, "
+        f"{checked['chooser']} read right by the chosen proposal ({checked['product_rule']} "
+        f"without the chooser; {checked['among_proposals']} among the proposals)"
     )
     return 0
 
