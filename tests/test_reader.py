@@ -28,10 +28,11 @@ def crop(dark_on_light: bool = True, size: tuple[int, int] = (40, 120)) -> np.nd
 def test_preprocess_makes_ink_white_at_the_readers_height_whatever_the_polarity() -> None:
     for polarity in (True, False):
         out = reader.preprocess(crop(polarity))
-        assert out.shape == (reader.READER_HEIGHT, 96)  # 120 wide at 40 high -> 96 at 32
-        column = out[:, 48]
+        pad = reader.SIDE_PAD
+        assert out.shape == (reader.READER_HEIGHT, 96 + 2 * pad)  # 120 wide at 40 -> 96 at 32
+        column = out[:, pad + 48]
         assert column[10] > 200  # the stroke
-        assert out[:, 5].max() < 30  # the paper
+        assert out[:, pad + 5].max() < 30  # the paper
 
 
 def test_preprocess_is_not_misled_by_a_black_margin_and_a_dark_rule() -> None:
@@ -42,7 +43,7 @@ def test_preprocess_is_not_misled_by_a_black_margin_and_a_dark_rule() -> None:
     image[-4:] = 40  # a dark rule along the bottom
     for left in (120, 150):
         image[8:30, left : left + 4] = 30  # two strokes of dark ink
-    out = reader.preprocess(image)  # 32 x 160: column c is column c / 0.8 of the image
+    out = reader.preprocess(image)[:, reader.SIDE_PAD :]  # 32 x 160: column c / 0.8 of it
     assert out[12, 97] > 200  # the strokes
     assert out[12, 121] > 200
     assert out[12, 110] < 30  # the paper between them
@@ -52,9 +53,35 @@ def test_preprocess_keeps_chalk_on_a_board_white() -> None:
     image = np.full((40, 200), 50, np.uint8)
     image[:, :20] = 120  # the board's lighter frame
     image[8:30, 120:124] = 235
-    out = reader.preprocess(image)
+    out = reader.preprocess(image)[:, reader.SIDE_PAD :]
     assert out[12, 97] > 200
     assert out[12, 110] < 30
+
+
+def test_a_digit_touching_the_crops_edge_gets_paper_beside_it() -> None:
+    """A tight crop (a dataset's crop of a number, a cell cut close): its first stroke at
+    the very edge comes out SIDE_PAD columns in, with paper before it, as in training."""
+    image = np.full((40, 60), 225, np.uint8)
+    image[4:36, :5] = 25  # a 1 at the left edge
+    out = reader.preprocess(image)
+    assert out.shape == (reader.READER_HEIGHT, 48 + 2 * reader.SIDE_PAD)
+    assert out[:, : reader.SIDE_PAD].max() == 0
+    assert out[16, reader.SIDE_PAD] > 200
+    assert out[:, -reader.SIDE_PAD :].max() == 0
+
+
+def test_digit_spans_are_shares_of_the_crop_not_of_its_padding() -> None:
+    """The reader sees the crop padded; where it read a digit is given in the crop."""
+    width = 64 + 2 * reader.SIDE_PAD  # a crop 64 columns wide at the reader's height
+    frames = width // reader.WIDTH_STEP
+    classes = [0] * frames
+    first = reader.SIDE_PAD // reader.WIDTH_STEP
+    last = frames - first - 1
+    classes[first], classes[last] = 2, 8  # a 1 in the crop's first frame, a 7 in its last
+    (reading,) = reader.decode(one_hot_frames(classes)[None], np.array([frames], np.int32))
+    one, seven = reader._in_crop(reading, width).digits
+    assert one.span == (0.0, 4 / 64)
+    assert seven.span == (60 / 64, 1.0)
 
 
 def test_a_very_wide_crop_is_squeezed_to_the_widest_the_reader_takes() -> None:
@@ -216,7 +243,8 @@ def test_training_crops_are_the_same_whatever_the_number_of_workers() -> None:
 
 
 def test_augmenting_a_crop_stretches_it_sideways_and_keeps_its_ink() -> None:
-    prepared = reader.preprocess(crop())  # 32 x 96, a stroke down column 48
+    prepared = reader.preprocess(crop())  # 32 x 96 and padding, a stroke down its middle
+    middle = prepared.shape[1] / 2
     widths = set()
     for seed in range(20):
         varied = reader.augment(prepared, np.random.default_rng(seed))
@@ -224,7 +252,7 @@ def test_augmenting_a_crop_stretches_it_sideways_and_keeps_its_ink() -> None:
         assert varied.shape[0] == reader.READER_HEIGHT
         scale = varied.shape[1] / prepared.shape[1]
         assert reader.STRETCH[0] - 0.02 <= scale <= reader.STRETCH[1] + 0.02
-        stroke = round(48 * scale)
+        stroke = round(middle * scale)
         assert varied[16, stroke - 1 : stroke + 2].max() > 150  # the ink, fainter at most
         assert varied[:, : stroke - 8].mean() < 20  # the paper, with a little noise
         widths.add(varied.shape[1])

@@ -28,7 +28,7 @@ import logging
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,14 +49,20 @@ WIDTH_STEP = 4
 BLANK = 0
 NUM_CLASSES = 11
 """The CTC blank, then the ten digits."""
-READER_VERSION = 2
+READER_VERSION = 3
 """Raise it whenever `preprocess` changes what a crop becomes. 2: which of ink and paper is
 the lighter is told as page finding tells it, not by the crop's border, which a scanner's
 black margin, a dark rule or a vignette darkens (6.5% of the generator's validation crops
-and 16% of the register cells had been turned into dark ink on a light ground)."""
-CROP_MARGIN = (0.05, 0.6)
+and 16% of the register cells had been turned into dark ink on a light ground). 3: paper
+is added at both ends (`SIDE_PAD`)."""
+SIDE_PAD = READER_HEIGHT // 4
+"""Columns of paper `preprocess` adds at each end of a crop. A digit touching the crop's
+edge (a tight cell, a dataset's crop of a number) otherwise sits where the reader never
+saw ink, and a leading 1 there was dropped: 148 read as 48, 15 as 5."""
+CROP_MARGIN = (0.0, 0.6)
 """Training crops reach this share of the number's height beyond its box on each side, as
-a finder's proposal would: tight or with some of the paper, rules and words around it."""
+a finder's proposal would: tight to the ink or with some of the paper, rules and words
+around it."""
 
 
 def preprocessing_spec() -> dict[str, Any]:
@@ -74,7 +80,7 @@ def preprocessing_spec() -> dict[str, Any]:
 def preprocess(crop: np.ndarray) -> np.ndarray:
     """One crop (H, W) grey or (H, W, 3) RGB uint8 -> (READER_HEIGHT, w) uint8, ink white.
     Dark writing is inverted (`page.writing_is_lighter` tells which it is), then the median
-    becomes black and the brightest ink white."""
+    becomes black and the brightest ink white, and SIDE_PAD columns of black go at each end."""
     import cv2  # here, not at the top: the registry (and so the CLI's start) imports this module
 
     from handwritten import page
@@ -85,10 +91,12 @@ def preprocess(crop: np.ndarray) -> np.ndarray:
     paper, ink = np.percentile(grey, [50, 99.5])
     stretched = np.clip((grey - paper) / max(ink - paper, 16.0), 0, 1) * 255
     height, width = grey.shape
-    scaled_width = int(np.clip(round(width * READER_HEIGHT / height), WIDTH_STEP, MAX_WIDTH))
-    return cv2.resize(
+    widest = MAX_WIDTH - 2 * SIDE_PAD
+    scaled_width = int(np.clip(round(width * READER_HEIGHT / height), WIDTH_STEP, widest))
+    scaled = cv2.resize(
         stretched.astype(np.uint8), (scaled_width, READER_HEIGHT), interpolation=cv2.INTER_AREA
     )
+    return np.pad(scaled, ((0, 0), (SIDE_PAD, SIDE_PAD)))
 
 
 def batch(images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -203,7 +211,21 @@ class Reader:
             return []
         prepared = [preprocess(crop) for crop in crops]
         pixels, lengths = batch(prepared)
-        return decode(self._run(pixels), lengths)
+        readings = decode(self._run(pixels), lengths)
+        return [_in_crop(r, image.shape[1]) for r, image in zip(readings, prepared, strict=True)]
+
+
+def _in_crop(reading: Reading, width: int) -> Reading:
+    """The reading with its digits' spans as shares of the crop's width, not of the padded
+    width the reader saw (`SIDE_PAD`)."""
+    frames = -(-width // WIDTH_STEP)
+
+    def unpadded(share: float) -> float:
+        column = share * frames * WIDTH_STEP - SIDE_PAD
+        return float(np.clip(column / (width - 2 * SIDE_PAD), 0.0, 1.0))
+
+    digits = [replace(d, span=(unpadded(d.span[0]), unpadded(d.span[1]))) for d in reading.digits]
+    return replace(reading, digits=digits)
 
 
 def open_reader(path: str | os.PathLike) -> Reader:
