@@ -649,6 +649,7 @@ CHOOSER_SEED_OFFSET = 2
 """The chooser learns from the generator's images for seed + 2: neither the reader's
 training images (seed) nor its validation images (seed + 1), on which it is scored."""
 CHOOSER_CHECKS = 300
+"""The reader's validation images (seed + 1) the chooser is scored on, beside the old rule."""
 
 
 def fit_chooser(
