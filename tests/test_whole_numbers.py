@@ -105,6 +105,21 @@ def test_a_ragged_scanner_margin_is_no_line_of_ink() -> None:
     assert all(line[0] >= 42 for line in lines)
 
 
+def test_a_1_as_tall_as_a_tight_crop_is_proposed_with_its_number() -> None:
+    """Cut close round "10", the 1 runs down most of the crop, as a rule would: the lines of
+    ink taken with the usual rule leave it out, those taken with TALL_RULE_SHARE keep it."""
+    crop = np.full((60, 160), 230, np.uint8)
+    crop[5:55, 50:56] = 20  # the 1, five sixths of the crop's height
+    cv2.ellipse(crop, (90, 30), (16, 24), 0, 0, 360, 20, 6)  # the 0
+    grey, scale = numbers._working_grey(Image.fromarray(crop))
+    assert all(box[0] > 56 for box in numbers.ink_lines(grey))
+    tall = numbers.ink_lines(grey, upright_rule=numbers.TALL_RULE_SHARE)
+    assert tall
+    assert all(box[0] <= 50 for box in tall)
+    boxes = [p.box for p in numbers.proposals(Image.fromarray(crop), grey, scale)]
+    assert set(tall) <= set(boxes)
+
+
 def test_a_blank_crop_has_no_line_of_ink() -> None:
     assert numbers.ink_lines(np.full((50, 80), 200, np.uint8)) == []
 

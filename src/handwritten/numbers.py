@@ -45,6 +45,13 @@ neighbour's stroke, may fall inside one and not the other)."""
 RULE_SHARE = 0.3
 """Ink running straight for this share of the image's width (or height) is a rule or the
 edge of a margin, not writing."""
+TALL_RULE_SHARE = 0.9
+"""The lines of ink are proposed a second time, taking only an upright run this share of
+the crop's height for a rule: in a crop cut tight round a number, a 1 is about as tall as
+the crop and went with the rules, while in a large cell the rules beside a small number
+are shorter than the cell and need RULE_SHARE. Both sets of lines together read right 1 more
+of the 400 seeded register cells (2 more of all 2,697) and 4 more of the 300 seed-43
+generated images."""
 MARGIN_LEVEL = 100
 """Below this mean 8-bit level over a wide neighbourhood the crop is a dark margin, not paper."""
 LOCAL_CONTRAST = 12
@@ -234,6 +241,7 @@ def proposals(
         )
         boxes.append(Proposal("found", box))
     boxes.extend(Proposal("ink", box) for box in ink_lines(grey))
+    boxes.extend(Proposal("ink", box) for box in ink_lines(grey, upright_rule=TALL_RULE_SHARE))
     distinct: dict[Box, Proposal] = {}
     for proposal in boxes:
         left, top, right, bottom = proposal.box
@@ -242,7 +250,9 @@ def proposals(
     return list(distinct.values())
 
 
-def ink_lines(grey: np.ndarray, count: int = INK_LINES) -> list[Box]:
+def ink_lines(
+    grey: np.ndarray, count: int = INK_LINES, upright_rule: float = RULE_SHARE
+) -> list[Box]:
     """The lines of writing in a grey crop, the most ink first, with paper around each.
 
     Ink is what is darker than its neighbourhood, so a scanner's black margin, dark but even,
@@ -251,8 +261,9 @@ def ink_lines(grey: np.ndarray, count: int = INK_LINES) -> list[Box]:
     into lines, as a text detector groups letters into words. Each of the `count` lines with
     the most ink comes back once for each share of paper in AROUND_INK. This finds a small
     number in a large cell, where the whole cell reads badly: the reader then sees the number
-    at the size it learned, not a speck beside a margin."""
-    ink = _without_rules(_local_ink(grey))
+    at the size it learned, not a speck beside a margin. An upright run reaching
+    `upright_rule` of the crop's height is a rule (TALL_RULE_SHARE keeps a tall 1)."""
+    ink = _without_rules(_local_ink(grey), upright_rule)
     ink[_margins(grey)] = 0
     _, _, marks, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     marks = marks[1:][marks[1:, cv2.CC_STAT_AREA] >= MIN_MARK_AREA]
@@ -292,11 +303,11 @@ def _margins(grey: np.ndarray) -> np.ndarray:
     return cv2.dilate(dark, np.ones((3, size // 2 * 2 + 1), np.uint8)) > 0
 
 
-def _without_rules(ink: np.ndarray) -> np.ndarray:
+def _without_rules(ink: np.ndarray, upright_rule: float = RULE_SHARE) -> np.ndarray:
     """The ink less long straight horizontal and vertical runs (and a pixel round them)."""
     height, width = ink.shape
     across = np.ones((1, max(8, int(width * RULE_SHARE))), np.uint8)
-    down = np.ones((max(8, int(height * RULE_SHARE)), 1), np.uint8)
+    down = np.ones((max(8, int(height * upright_rule)), 1), np.uint8)
     rules = cv2.morphologyEx(ink, cv2.MORPH_OPEN, across) | cv2.morphologyEx(
         ink, cv2.MORPH_OPEN, down
     )
