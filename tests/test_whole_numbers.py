@@ -113,7 +113,7 @@ def test_a_1_as_tall_as_a_tight_crop_is_proposed_with_its_number() -> None:
     cv2.ellipse(crop, (90, 30), (16, 24), 0, 0, 360, 20, 6)  # the 0
     grey, scale = numbers._working_grey(Image.fromarray(crop))
     assert all(box[0] > 56 for box in numbers.ink_lines(grey))
-    tall = numbers.ink_lines(grey, upright_rule=numbers.TALL_RULE_SHARE)
+    tall = numbers.ink_lines(grey, upright_rules=(numbers.TALL_RULE_SHARE,))
     assert tall
     assert all(box[0] <= 50 for box in tall)
     boxes = [p.box for p in numbers.proposals(Image.fromarray(crop), grey, scale)]

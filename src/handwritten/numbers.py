@@ -240,8 +240,8 @@ def proposals(
             min(height, int(bottom + up) + 1),
         )
         boxes.append(Proposal("found", box))
-    boxes.extend(Proposal("ink", box) for box in ink_lines(grey))
-    boxes.extend(Proposal("ink", box) for box in ink_lines(grey, upright_rule=TALL_RULE_SHARE))
+    rules = (RULE_SHARE, TALL_RULE_SHARE)
+    boxes.extend(Proposal("ink", box) for box in ink_lines(grey, upright_rules=rules))
     distinct: dict[Box, Proposal] = {}
     for proposal in boxes:
         left, top, right, bottom = proposal.box
@@ -251,7 +251,7 @@ def proposals(
 
 
 def ink_lines(
-    grey: np.ndarray, count: int = INK_LINES, upright_rule: float = RULE_SHARE
+    grey: np.ndarray, count: int = INK_LINES, upright_rules: Sequence[float] = (RULE_SHARE,)
 ) -> list[Box]:
     """The lines of writing in a grey crop, the most ink first, with paper around each.
 
@@ -261,10 +261,21 @@ def ink_lines(
     into lines, as a text detector groups letters into words. Each of the `count` lines with
     the most ink comes back once for each share of paper in AROUND_INK. This finds a small
     number in a large cell, where the whole cell reads badly: the reader then sees the number
-    at the size it learned, not a speck beside a margin. An upright run reaching
-    `upright_rule` of the crop's height is a rule (TALL_RULE_SHARE keeps a tall 1)."""
-    ink = _without_rules(_local_ink(grey), upright_rule)
-    ink[_margins(grey)] = 0
+    at the size it learned, not a speck beside a margin. The lines are found once for each
+    of `upright_rules`, the share of the crop's height an upright run must reach to be a
+    rule (TALL_RULE_SHARE keeps a tall 1)."""
+    local_ink, margins = _local_ink(grey), _margins(grey)
+    lines = []
+    for upright_rule in upright_rules:
+        ink = _without_rules(local_ink, upright_rule)
+        ink[margins] = 0
+        lines += _lines_of(ink, grey.shape, count)
+    return lines
+
+
+def _lines_of(ink: np.ndarray, shape: tuple[int, ...], count: int) -> list[Box]:
+    """The `count` lines with the most ink among the marks in `ink`, each boxed with every
+    share of paper in AROUND_INK."""
     _, _, marks, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     marks = marks[1:][marks[1:, cv2.CC_STAT_AREA] >= MIN_MARK_AREA]
     if len(marks) == 0:
@@ -279,7 +290,7 @@ def ink_lines(
     count_lines, lines, spans, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
     ink_per_line = np.bincount(lines[ink > 0], minlength=count_lines)[1:]
     return [
-        _around(spans[1 + index], reach // 2, grey.shape, share)
+        _around(spans[1 + index], reach // 2, shape, share)
         for index in np.argsort(-ink_per_line, kind="stable")[:count]
         for share in AROUND_INK
     ]
