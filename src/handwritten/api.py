@@ -667,10 +667,10 @@ def fit_chooser(
     from handwritten import numbers, synth
     from handwritten.reader import VALIDATION_SEED_OFFSET, open_reader
 
-    path = Path(reader_file)
-    card = read_card(path) if path.suffix == ".keras" else None
-    if card is None or card.get("kind") != "reader":
-        raise DataError(f"{path}: not a number reader's .keras file with its card.")
+    path = _reader_file(reader_file)
+    if path is None:
+        raise DataError(f"{reader_file}: not a number reader's .keras file with its card.")
+    card = read_card(path)
     reader = open_reader(path)
     bank = synth.load_bank(list(names) if names else None, writers_dir, mnist_dir)
     fitted_on, checked_on = seed + CHOOSER_SEED_OFFSET, seed + VALIDATION_SEED_OFFSET

@@ -86,16 +86,24 @@ def read_number(
 ) -> NumberRead | None:
     """The number in the image as the reader reads its best proposal; None with no reading.
     `found` is what `page.find_digits` found in the image, when the caller has it already."""
-    grey, scale = _working_grey(image)
-    found = proposals(image, grey, scale, found)
-    readings = reader.read([_cut(grey, proposal.box) for proposal in found])
+    proposed, readings, scale = _read_proposals(image, reader, found)
     scores = sureness(readings, reader.card)
     scored = [(score, i) for i, score in enumerate(scores) if readings[i].digits]
     if not scored:
         return None
     _, best = max(scored)
-    box = tuple(round(v / scale) for v in found[best].box)
-    return NumberRead(readings[best], Proposal(found[best].kind, box))
+    box = tuple(round(v / scale) for v in proposed[best].box)
+    return NumberRead(readings[best], Proposal(proposed[best].kind, box))
+
+
+def _read_proposals(
+    image: Image.Image, reader: Reader, found: list[page.DigitBox] | None
+) -> tuple[list[Proposal], list[Reading], float]:
+    """The image's proposals (in the working copy's pixels), the reader's reading of each,
+    and the scale from the image's pixels to the working copy's."""
+    grey, scale = _working_grey(image)
+    proposed = proposals(image, grey, scale, found)
+    return proposed, reader.read([_cut(grey, p.box) for p in proposed]), scale
 
 
 CHOOSER_FEATURES = (
@@ -189,9 +197,8 @@ def proposal_readings(image: Image.Image, reader: Reader) -> list[Reading]:
     found = page.find_digits(image)
     if not found:
         return []
-    grey, scale = _working_grey(image)
-    boxes = [proposal.box for proposal in proposals(image, grey, scale, found)]
-    return [r for r in reader.read([_cut(grey, box) for box in boxes]) if r.digits]
+    _, readings, _ = _read_proposals(image, reader, found)
+    return [r for r in readings if r.digits]
 
 
 def _logistic_regression(values: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, float]:
