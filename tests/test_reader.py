@@ -58,6 +58,17 @@ def test_preprocess_keeps_chalk_on_a_board_white() -> None:
     assert out[12, 110] < 30
 
 
+def test_preprocess_takes_the_polarity_its_caller_knows() -> None:
+    """An image's proposals share its polarity, judged once: told it, `preprocess` inverts
+    as told instead of judging the crop (a crop of paper between strokes judges wrongly)."""
+    dark = crop(dark_on_light=True)
+    told_dark = reader.preprocess(dark, lighter=False)
+    assert np.array_equal(told_dark, reader.preprocess(dark))
+    assert np.array_equal(reader.preprocess(255 - dark, lighter=True), told_dark)
+    # Told the writing is the lighter, it finds none: the dark stroke sinks below the ground.
+    assert reader.preprocess(dark, lighter=True).max() < 30
+
+
 def test_a_digit_touching_the_crops_edge_gets_paper_beside_it() -> None:
     """A tight crop (a dataset's crop of a number, a cell cut close): its first stroke at
     the very edge comes out SIDE_PAD columns in, with paper before it, as in training."""

@@ -100,10 +100,14 @@ def _read_proposals(
     image: Image.Image, reader: Reader, found: list[page.DigitBox] | None
 ) -> tuple[list[Proposal], list[Reading], float]:
     """The image's proposals (in the working copy's pixels), the reader's reading of each,
-    and the scale from the image's pixels to the working copy's."""
+    and the scale from the image's pixels to the working copy's. Whether the writing is
+    lighter than the paper is judged once, on the whole image, for all its proposals: against
+    judging each crop alone, 1 register cell of 2,697 fewer read, 1 of 300 generated images
+    more, and a line crop read about 15% faster."""
     grey, scale = _working_grey(image)
     proposed = proposals(image, grey, scale, found)
-    return proposed, reader.read([_cut(grey, p.box) for p in proposed]), scale
+    lighter = page.writing_is_lighter(grey, across_line=True)
+    return proposed, reader.read([_cut(grey, p.box) for p in proposed], lighter), scale
 
 
 CHOOSER_FEATURES = (

@@ -77,16 +77,19 @@ def preprocessing_spec() -> dict[str, Any]:
     }
 
 
-def preprocess(crop: np.ndarray) -> np.ndarray:
+def preprocess(crop: np.ndarray, lighter: bool | None = None) -> np.ndarray:
     """One crop (H, W) grey or (H, W, 3) RGB uint8 -> (READER_HEIGHT, w) uint8, ink white.
-    Dark writing is inverted (`page.writing_is_lighter` tells which it is), then the median
-    becomes black and the brightest ink white, and SIDE_PAD columns of black go at each end."""
+    Dark writing is inverted, then the median becomes black and the brightest ink white, and
+    SIDE_PAD columns of black go at each end. `lighter` says whether the writing is lighter
+    than its ground when the caller knows (the crops of one image share it); else
+    `page.writing_is_lighter` judges the crop."""
     import cv2  # here, not at the top: the registry (and so the CLI's start) imports this module
 
     from handwritten import page
 
     grey = crop if crop.ndim == 2 else cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
-    lighter = page.writing_is_lighter(grey, across_line=True)
+    if lighter is None:
+        lighter = page.writing_is_lighter(grey, across_line=True)
     grey = grey.astype(np.float32) if lighter else 255.0 - grey.astype(np.float32)
     paper, ink = np.percentile(grey, [50, 99.5])
     stretched = np.clip((grey - paper) / max(ink - paper, 16.0), 0, 1) * 255
@@ -205,11 +208,12 @@ class Reader:
         self.source_sha256: str | None = None
         """For an ONNX copy: the SHA-256 of the .keras file it was exported from."""
 
-    def read(self, crops: Sequence[np.ndarray]) -> list[Reading]:
-        """Read crops (grey or RGB uint8, any size) of lines or cells, in one batch."""
+    def read(self, crops: Sequence[np.ndarray], lighter: bool | None = None) -> list[Reading]:
+        """Read crops (grey or RGB uint8, any size) of lines or cells, in one batch; `lighter`
+        as `preprocess` takes it."""
         if not crops:
             return []
-        prepared = [preprocess(crop) for crop in crops]
+        prepared = [preprocess(crop, lighter) for crop in crops]
         pixels, lengths = batch(prepared)
         readings = decode(self._run(pixels), lengths)
         return [_in_crop(r, image.shape[1]) for r, image in zip(readings, prepared, strict=True)]
