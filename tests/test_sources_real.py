@@ -1,6 +1,7 @@
 """Integration tests: the real collections in ../shared/writers (HANDWRITTEN_WRITERS_DIR),
 loaded through the sources API, against the counts each SOURCE.md gives, and read by the
-shipped cnn as a check that the renderings are digits the right way up.
+shipped seed model, which learnt MNIST alone, as a check that the renderings are digits the
+right way up (the cnn and the lean learnt from these renderings, so they cannot check them).
 
 The first run renders every source (about a minute and a half here) into the user's cache;
 later runs read the cache."""
@@ -46,9 +47,10 @@ OTHERS = {
     "numberpad-bridger": set("+-/?^ex"),
 }
 
-READ_FLOOR = 0.9
-"""The shipped cnn reads 96-100% of each source's sample; far below, the rendering is wrong
-(upside down, mirrored, empty) rather than the writers unusual."""
+READ_FLOOR = 0.8
+"""The shipped seed model reads 84-99% of each source's sample (27-44% turned over); far
+below, the rendering is wrong (upside down, mirrored, empty) rather than the writers
+unusual."""
 READ_SAMPLE = 300
 
 
@@ -113,27 +115,29 @@ def test_uji_writers_wrote_each_digit_twice(loaded) -> None:
 
 
 @pytest.fixture(scope="module")
-def cnn_model():
+def mnist_only_model():
     from handwritten import api
 
-    return api.load("cnn")
+    return api.load("seed")
 
 
 @pytest.mark.parametrize("name", WRITERS)
-def test_the_shipped_cnn_reads_the_renderings(loaded, cnn_model, name: str) -> None:
+def test_a_model_that_never_saw_them_reads_the_renderings(
+    loaded, mnist_only_model, name: str
+) -> None:
     samples = loaded[name]
     digits = np.flatnonzero(samples.labels >= 0)
     chosen = np.random.default_rng(0).permutation(digits)[:READ_SAMPLE]
-    read = cnn_model.probabilities(samples.images[chosen])[:, :10].argmax(axis=1)
+    read = mnist_only_model.probabilities(samples.images[chosen])[:, :10].argmax(axis=1)
     assert (read == samples.labels[chosen]).mean() >= READ_FLOOR
 
 
-def test_the_cnn_reads_little_of_the_same_digits_upside_down(loaded, cnn_model) -> None:
+def test_it_reads_little_of_the_same_digits_upside_down(loaded, mnist_only_model) -> None:
     """The floor above can fail: turned over, the same renderings read far worse."""
     samples = loaded["pendigits"]
     chosen = np.random.default_rng(0).permutation(len(samples))[:READ_SAMPLE]
     flipped = samples.images[chosen][:, ::-1, :]
-    read = cnn_model.probabilities(flipped)[:, :10].argmax(axis=1)
+    read = mnist_only_model.probabilities(flipped)[:, :10].argmax(axis=1)
     assert (read == samples.labels[chosen]).mean() < READ_FLOOR - 0.3
 
 

@@ -130,6 +130,8 @@ MODELS: dict[str, ModelSpec] = {
                 weight_decay=1e-4,
                 label_smoothing=0.1,
                 augmentations=CNN_AUGMENTATIONS,
+                sources=WRITER_SOURCES,
+                held_out=HELD_OUT_SOURCES,
             ),
             shipped_file="handwritten-cnn.keras",
         ),
