@@ -60,7 +60,7 @@ def test_preprocess_keeps_chalk_on_a_board_white() -> None:
 
 def test_preprocess_takes_the_polarity_its_caller_knows() -> None:
     """An image's proposals share its polarity, judged once: told it, `preprocess` inverts
-    as told instead of judging the crop (a crop of paper between strokes judges wrongly)."""
+    as told instead of judging the crop again."""
     dark = crop(dark_on_light=True)
     told_dark = reader.preprocess(dark, lighter=False)
     assert np.array_equal(told_dark, reader.preprocess(dark))
