@@ -524,8 +524,9 @@ def _add_fit_chooser(commands: argparse._SubParsersAction) -> None:
 
 def _names(text: str) -> list[str]:
     from handwritten import sources
+    from handwritten.mixture import parse_sources
 
-    chosen = [name.strip() for name in text.split(",") if name.strip()]
+    chosen = parse_sources(text)
     unknown = [name for name in chosen if name not in sources.names()]
     if unknown or not chosen:
         raise argparse.ArgumentTypeError(
