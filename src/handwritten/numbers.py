@@ -275,10 +275,9 @@ def ink_lines(
     at the size it learned, not a speck beside a margin. The lines are found once for each
     of `upright_rules`, the share of the crop's height an upright run must reach to be a
     rule (TALL_RULE_SHARE keeps a tall 1)."""
-    local_ink, margins = _local_ink(grey), _margins(grey)
+    margins = _margins(grey)
     lines = []
-    for upright_rule in upright_rules:
-        ink = _without_rules(local_ink, upright_rule)
+    for ink in _without_rules(_local_ink(grey), upright_rules):
         ink[margins] = 0
         lines += _lines_of(ink, grey.shape, count)
     return lines
@@ -325,15 +324,20 @@ def _margins(grey: np.ndarray) -> np.ndarray:
     return cv2.dilate(dark, np.ones((3, size // 2 * 2 + 1), np.uint8)) > 0
 
 
-def _without_rules(ink: np.ndarray, upright_rule: float = RULE_SHARE) -> np.ndarray:
-    """The ink less long straight horizontal and vertical runs (and a pixel round them)."""
+def _without_rules(ink: np.ndarray, upright_rules: Sequence[float]) -> list[np.ndarray]:
+    """The ink less long straight horizontal and vertical runs (and a pixel round them), once
+    for each share of the crop's height an upright run must reach to be a rule; the
+    horizontal runs, the same for every share, are found once."""
     height, width = ink.shape
-    across = np.ones((1, max(8, int(width * RULE_SHARE))), np.uint8)
-    down = np.ones((max(8, int(height * upright_rule)), 1), np.uint8)
-    rules = cv2.morphologyEx(ink, cv2.MORPH_OPEN, across) | cv2.morphologyEx(
-        ink, cv2.MORPH_OPEN, down
+    across = cv2.morphologyEx(
+        ink, cv2.MORPH_OPEN, np.ones((1, max(8, int(width * RULE_SHARE))), np.uint8)
     )
-    return ink & ~cv2.dilate(rules, np.ones((3, 3), np.uint8))
+    cleaned = []
+    for upright_rule in upright_rules:
+        down = np.ones((max(8, int(height * upright_rule)), 1), np.uint8)
+        rules = across | cv2.morphologyEx(ink, cv2.MORPH_OPEN, down)
+        cleaned.append(ink & ~cv2.dilate(rules, np.ones((3, 3), np.uint8)))
+    return cleaned
 
 
 def _around(span: np.ndarray, grown: int, shape: tuple[int, ...], share: float) -> Box:
