@@ -301,3 +301,40 @@ def test_a_folder_in_place_of_a_file_to_write_is_named(
         "choose another name."
         for name in ("r.csv.job.json", "g.png")
     ]
+
+
+LOST_INTERRUPT = """
+import os, signal, weakref
+from handwritten.cli import CtrlC
+
+ctrl_c = CtrlC()
+
+
+class Lock:
+    pass
+
+
+def released(reference):
+    os.kill(os.getpid(), signal.SIGINT)  # Lands here, in a weakref callback.
+    sum(range(10_000))
+
+
+lock = Lock()
+reference = weakref.ref(lock, released)
+try:
+    del lock
+    for _ in range(10**9):  # Plain code, busy: the interrupt must come here.
+        pass
+    print("ran on")
+except KeyboardInterrupt:
+    print("interrupted", ctrl_c.pressed)
+"""
+
+
+def test_a_ctrl_c_that_lands_in_a_weakref_callback_still_stops_the_command() -> None:
+    """Python cannot raise from a weakref callback; it printed "Exception ignored" with a
+    traceback and the command ran on. The interrupt must come again, from plain code."""
+    ran = subprocess.run(
+        [sys.executable, "-c", LOST_INTERRUPT], capture_output=True, text=True, timeout=120
+    )
+    assert (ran.stdout, ran.stderr) == ("interrupted True\n", "")

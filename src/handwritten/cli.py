@@ -8,6 +8,7 @@ not be read), 2 a wrong argument, 130 interrupted (Ctrl-C).
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import json
 import os
@@ -60,22 +61,42 @@ class CtrlC:
     pool's shutdown is still going, ends the process at once with status 130, its pool's
     workers first: nothing is left half-written, as every file is replaced atomically and
     rows are committed whole. Left alone when SIGINT is ignored (a background job) or off
-    the main thread."""
+    the main thread.
+
+    Python raises the KeyboardInterrupt wherever the interpreter is when the signal lands. In a
+    finaliser or a weakref callback (importlib's module locks have them) it cannot propagate:
+    Python prints "Exception ignored" with a traceback, and the command would run on as if
+    the key had not been pressed. So such a lost interrupt is caught on its way to
+    `sys.unraisablehook` and delivered again, from the main thread's next plain step."""
 
     def __init__(self) -> None:
         self.pressed = False
         self.previous = signal.getsignal(signal.SIGINT)
+        self.previous_hook = sys.unraisablehook
         self.installed = (
             threading.current_thread() is threading.main_thread()
             and self.previous is signal.default_int_handler
         )
         if self.installed:
             signal.signal(signal.SIGINT, self._first)
+            sys.unraisablehook = self._redeliver_lost
 
     def _first(self, signum: int, frame: object) -> None:
         self.pressed = True
         signal.signal(signal.SIGINT, self._again)
         raise KeyboardInterrupt
+
+    def _redeliver_lost(self, unraisable: sys.UnraisableHookArgs) -> None:
+        lost = isinstance(unraisable.exc_value, KeyboardInterrupt)
+        if not lost or threading.current_thread() is not threading.main_thread():
+            self.previous_hook(unraisable)
+            return
+        # It stopped nothing, so the next delivery is a first Ctrl-C again. A real signal, so
+        # that it wakes a blocking wait, sent from another thread, which waits for the GIL:
+        # sent from here, it would land in this hook, where it would be lost too.
+        signal.signal(signal.SIGINT, self._first)
+        main = threading.main_thread().ident
+        _thread.start_new_thread(signal.pthread_kill, (main, signal.SIGINT))
 
     @staticmethod
     def _again(signum: int, frame: object) -> None:
@@ -94,6 +115,7 @@ class CtrlC:
     def restore(self) -> None:
         if self.installed:
             signal.signal(signal.SIGINT, self.previous)
+            sys.unraisablehook = self.previous_hook
 
 
 def build_parser() -> argparse.ArgumentParser:
