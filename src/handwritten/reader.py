@@ -462,11 +462,13 @@ def ctc_loss(model: keras.Model, pixels, lengths, targets, target_lengths):
 
 
 def read_prepared(model: keras.Model, crops: Sequence[np.ndarray]) -> list[Reading]:
-    """The Keras reader's readings of preprocessed crops, 64 at a time."""
+    """The Keras reader's readings of preprocessed crops, 64 at a time, through one compiled
+    graph (`keras_runner`)."""
+    run = keras_runner(model)
     readings = []
     for start in range(0, len(crops), 64):
         pixels, lengths = batch(crops[start : start + 64])
-        readings += decode(np.asarray(model(pixels, training=False)), lengths)
+        readings += decode(run(pixels), lengths)
     return readings
 
 
