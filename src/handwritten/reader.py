@@ -349,8 +349,8 @@ def ctc_targets(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
 @dataclass(frozen=True)
 class ReaderRecipe:
     """How the reader is trained: every number its card needs to reproduce it. 18,000 steps
-    (seed 42) read 78.6% of the validation crops against 78.0%, but the development numbers
-    no better (41 of 47 against 42): not the lever, so 12,000 stay."""
+    (seed 42) read 78.6% of the validation crops against 78.0%, but one development number
+    fewer (41 of 47 against 42): more steps are not the lever, so 12,000 stay."""
 
     steps: int = 12_000
     images: int = 40_000
