@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,13 @@ SHARED = (ROOT / "../shared").resolve()
 USER_DIGITS = SHARED / "user-digits"
 WRITERS_DIR = Path(os.environ.get("HANDWRITTEN_WRITERS_DIR") or SHARED / "writers").resolve()
 os.environ["HANDWRITTEN_WRITERS_DIR"] = str(WRITERS_DIR)
+
+
+def default_sigint() -> None:
+    """A child's `preexec_fn`: let Ctrl-C reach it even when pytest itself runs in the
+    background, where the shell ignores SIGINT and children would inherit that (Python then
+    keeps ignoring it, and the command rightly leaves it so, as a background job's)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, USER_DIGITS
+from conftest import ROOT, USER_DIGITS, default_sigint
 from drawings import draw
 from PIL import Image
 
@@ -511,7 +511,11 @@ def interrupt_when_committed(
     errors = output.with_name("stderr.txt")
     with open(errors, "w") as stderr:
         process = subprocess.Popen(
-            [str(HANDWRITTEN), *args], cwd=ROOT, stderr=stderr, start_new_session=True
+            [str(HANDWRITTEN), *args],
+            cwd=ROOT,
+            stderr=stderr,
+            start_new_session=True,
+            preexec_fn=default_sigint,
         )
     record = bulk.sidecar(output)
     deadline = time.monotonic() + 240

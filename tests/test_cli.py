@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MNIST_DIR, ROOT
+from conftest import MNIST_DIR, ROOT, default_sigint
 from drawings import draw
 
 from handwritten.cli import main
@@ -335,6 +335,10 @@ def test_a_ctrl_c_that_lands_in_a_weakref_callback_still_stops_the_command() -> 
     """Python cannot raise from a weakref callback; it printed "Exception ignored" with a
     traceback and the command ran on. The interrupt must come again, from plain code."""
     ran = subprocess.run(
-        [sys.executable, "-c", LOST_INTERRUPT], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", LOST_INTERRUPT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=default_sigint,
     )
     assert (ran.stdout, ran.stderr) == ("interrupted True\n", "")

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, USER_DIGITS
+from conftest import ROOT, USER_DIGITS, default_sigint
 from drawings import draw
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -280,6 +280,7 @@ def started(args: list[str], stderr_file: Path) -> subprocess.Popen:
             stdout=subprocess.DEVNULL,
             stderr=stderr,
             start_new_session=True,
+            preexec_fn=default_sigint,
         )
 
 

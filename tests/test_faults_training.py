@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import MNIST_DIR
+from conftest import MNIST_DIR, default_sigint
 
 from handwritten import files
 from handwritten.cli import main
@@ -85,7 +85,7 @@ def run_train(output: Path, stop_at: int | None = None, how: int = signal.SIGINT
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         cwd=output.parent,
-        preexec_fn=_default_sigint,
+        preexec_fn=default_sigint,
     )
     lines = []
     watchdog = threading.Timer(RUN_TIMEOUT, process.kill)  # A hung run fails, not hangs.
@@ -113,12 +113,6 @@ def resume_in_process(output: Path) -> Run:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         status = main(command)
     return Run(status, out.getvalue().splitlines(), err.getvalue(), backup_epoch(output))
-
-
-def _default_sigint() -> None:
-    """Let Ctrl-C reach the child even when pytest itself runs in the background, where the
-    shell ignores SIGINT and children would inherit that (Python then keeps ignoring it)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def cut_short(path: Path) -> None:
