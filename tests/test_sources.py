@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -694,6 +695,25 @@ def test_a_cards_credit_of_a_source_is_its_licence_home_and_files(name: str) -> 
     assert credit["licence"] == source.licence
     assert credit["creators"] == source.creators
     assert credit["homepage"] == source.homepage
-    assert credit["sha256"] == dict(source.files)
-    assert all(len(digest) == 64 for digest in credit["sha256"].values())
+    if len(source.files) <= sources.LISTED_FILES:
+        assert credit["sha256"] == dict(source.files)
+        assert all(len(digest) == 64 for digest in credit["sha256"].values())
+    else:
+        listed = resources.files(sources).joinpath("checksums", f"{name}.sha256").read_bytes()
+        assert credit["files"] == len(source.files)
+        assert credit["checksum_list_sha256"] == hashlib.sha256(listed).hexdigest()
     assert credit.get("licence_note") == (source.licence_note or None)
+
+
+def test_a_source_of_many_files_is_credited_by_the_sha256_of_its_checksum_list() -> None:
+    few = {f"f{i}.dat": f"{i:064x}" for i in range(sources.LISTED_FILES)}
+    many = {**few, "a.dat": "f" * 64}
+    listing = "".join(f"{digest}  {path}\n" for path, digest in sorted(many.items()))
+
+    assert sources.checksums_credit(few) == {"sha256": few}
+    assert sources.checksums_credit(many) == {
+        "files": sources.LISTED_FILES + 1,
+        "checksum_list_sha256": hashlib.sha256(listing.encode()).hexdigest(),
+    }
+    changed = {**many, "a.dat": "e" * 64}
+    assert sources.checksums_credit(changed) != sources.checksums_credit(many)

@@ -346,7 +346,8 @@ def _entry(
     how: str | None = None,
 ) -> dict[str, Any]:
     """What a card records of one writer collection: where it came from, its licence, the
-    checksum of every file, and how many of its images each side of the split holds."""
+    checksums of its files (`sources.credit`), and how many of its images each side of the
+    split holds."""
     entry = {**_catalogue().credit(source.name), "role": role}
     if role == "held out":
         return {**entry, "digits": _counts(held_out)["digits"], "writers": held_out.writers}

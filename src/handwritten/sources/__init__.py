@@ -19,7 +19,9 @@ by downloading each original file from its public home and verifying it.
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -51,10 +53,12 @@ from handwritten.sources._core import (
 )
 
 __all__ = [
+    "LISTED_FILES",
     "MIRROR_ENV",
     "WRITERS_DIR_ENV",
     "Samples",
     "Source",
+    "checksums_credit",
     "credit",
     "get",
     "load",
@@ -104,9 +108,17 @@ def load(name: str, data_dir: PathLike | None = None) -> Samples:
     return load_source(source, _MODULES[name].parse, data_dir)
 
 
+LISTED_FILES = 16
+"""A card lists the SHA-256 of each file of a source with up to this many files. A larger
+source is recorded by its file count and the SHA-256 of its checksum list, which is what
+`sha256sum` prints for the packaged `checksums/<name>.sha256`: listing UNIPEN's and
+HWD's 2,395 files made every card of a model trained on them 250 KB, and its .onnx too."""
+
+
 def credit(name: str) -> dict[str, Any]:
     """What a model's card records of a source it learned from, as the licences ask it to be
-    credited: title, creators, licence (and how it is known), home, and every file's SHA-256."""
+    credited: title, creators, licence (and how it is known), home, and its files' SHA-256
+    (each file's, or for a source of many files, its checksum list's)."""
     source = get(name)
     entry = {
         "name": source.name,
@@ -114,11 +126,24 @@ def credit(name: str) -> dict[str, Any]:
         "creators": source.creators,
         "licence": source.licence,
         "homepage": source.homepage,
-        "sha256": dict(source.files),
+        **checksums_credit(source.files),
     }
     if source.licence_note:
         entry["licence_note"] = source.licence_note
     return entry
+
+
+def checksums_credit(files: Mapping[str, str]) -> dict[str, Any]:
+    """A card's record of a source's files: each file's SHA-256, or for more than
+    `LISTED_FILES` files their count and the SHA-256 of their list in `sha256sum` format,
+    sorted by path."""
+    if len(files) <= LISTED_FILES:
+        return {"sha256": dict(files)}
+    listing = "".join(f"{digest}  {path}\n" for path, digest in sorted(files.items()))
+    return {
+        "files": len(files),
+        "checksum_list_sha256": hashlib.sha256(listing.encode()).hexdigest(),
+    }
 
 
 def status(name: str, data_dir: PathLike | None = None) -> dict[str, Any]:
