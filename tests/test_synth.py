@@ -111,6 +111,40 @@ def test_one_writer_writes_the_whole_number_when_they_wrote_every_digit() -> Non
         assert [int(bank.labels[i]) for i in chosen] == [9, 0, 2, 1, 0]
 
 
+def test_each_image_names_the_bank_digits_it_wrote() -> None:
+    bank = typed_bank()
+    for made in synth.number_images(bank, 12, seed=5):
+        assert "".join(str(bank.labels[i]) for i in made.samples) == made.label
+
+
+class MisreadsSevens:
+    """Reads a typed bank's digits by looking them up, except that it calls every 7 a 1."""
+
+    def __init__(self, bank: synth.DigitBank) -> None:
+        pairs = zip(bank.images, bank.labels, strict=True)
+        self.known = {image.tobytes(): int(label) for image, label in pairs}
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        read = [self.known[image.tobytes()] for image in images]
+        return np.eye(10)[[1 if digit == 7 else digit for digit in read]]
+
+
+def test_digits_alone_counts_the_numbers_whose_every_digit_is_read_alone(monkeypatch) -> None:
+    bank = typed_bank()
+    monkeypatch.setattr(synth, "load_bank", lambda *args: bank)
+    labels = [made.label for made in synth.number_images(bank, 30, seed=9)]
+
+    alone = api.digits_alone(MisreadsSevens(bank), 30, seed=9)
+
+    assert alone == {
+        "images": 30,
+        "every_digit_read": sum("7" not in label for label in labels),
+        "digits": sum(map(len, labels)),
+        "digits_read": sum(len(label) - label.count("7") for label in labels),
+    }
+    assert 0 < alone["every_digit_read"] < 30
+
+
 def test_a_folder_with_files_is_refused_by_name(tmp_path: Path) -> None:
     (tmp_path / "old.png").write_bytes(b"")
     with pytest.raises(DataError, match=str(tmp_path)):

@@ -604,6 +604,34 @@ def synth_numbers(
     return synth.write_numbers(count, folder, bank, seed)
 
 
+def digits_alone(
+    classifier: Classifier,
+    count: int,
+    seed: int = 0,
+    names: Iterable[str] | None = None,
+    writers_dir: Source | None = None,
+    mnist_dir: Source | None = None,
+) -> dict[str, int]:
+    """The ceiling the generator's images set for any number reader: of the `count` images
+    `synth_numbers(count, ..., seed)` composes, how many have every digit read right by
+    `classifier` when each is shown alone, clean, as the bank holds it. A digit a good
+    classifier misreads alone (ambiguous, or labelled wrong by its source) leaves its whole
+    number unreadable to a reader as well."""
+    from handwritten import synth
+
+    bank = synth.load_bank(list(names) if names else None, writers_dir, mnist_dir)
+    written = [made.samples for made in synth.number_images(bank, count, seed)]
+    used = np.unique(np.concatenate(written))
+    read = classifier.probabilities(bank.images[used])[:, :10].argmax(axis=1)
+    right = dict(zip(used.tolist(), (read == bank.labels[used]).tolist(), strict=True))
+    return {
+        "images": count,
+        "every_digit_read": sum(all(right[i] for i in samples) for samples in written),
+        "digits": sum(len(samples) for samples in written),
+        "digits_read": sum(right[i] for samples in written for i in samples),
+    }
+
+
 def train_reader(
     output: Source,
     seed: int = 42,

@@ -145,13 +145,16 @@ def load_bank(
 @dataclass(frozen=True)
 class NumberImage:
     """One composed image (RGB uint8), its digits as a string, the number's box in the image
-    (left, top, right, bottom), the kind of scene ("line", "cell", "photo", "drawing") and,
-    for an image that went through JPEG, the JPEG file itself (`image` is what it decodes to)."""
+    (left, top, right, bottom), the kind of scene ("line", "cell", "photo", "drawing"), the
+    bank's index of each digit written (to score the digits alone, as a ceiling for reading
+    the whole) and, for an image that went through JPEG, the JPEG file itself (`image` is
+    what it decodes to)."""
 
     image: np.ndarray
     label: str
     box: tuple[int, int, int, int]
     scene: str
+    samples: tuple[int, ...]
     jpeg: bytes | None = None
 
 
@@ -164,14 +167,15 @@ def number_images(bank: DigitBank, count: int, seed: int = 0) -> Iterator[Number
 def compose(bank: DigitBank, rng: np.random.Generator, label: str | None = None) -> NumberImage:
     """One number image; `label` fixes the digits, else 1 to 20 random ones are drawn."""
     label = label or random_label(rng)
-    ink = _write_number(bank, label, rng)
+    samples = _choose_samples(bank, label, rng)
+    ink = _write_number(bank, samples, rng)
     scene = str(rng.choice(SCENES, p=SCENE_WEIGHTS))
     canvas, box = _SCENE_MAKERS[scene](ink, rng)
     canvas, box = _camera(canvas, box, scene, rng)
     jpeg = None
     if scene == "photo" or (scene != "drawing" and rng.random() < 0.5):
         canvas, jpeg = _jpeg(canvas, int(rng.integers(35, 96)))
-    return NumberImage(canvas, label, box, scene, jpeg)
+    return NumberImage(canvas, label, box, scene, tuple(samples), jpeg)
 
 
 def random_label(rng: np.random.Generator) -> str:
@@ -184,9 +188,9 @@ def random_label(rng: np.random.Generator) -> str:
 # --- The handwriting: digits laid out as one writer writes a number ------------------------
 
 
-def _write_number(bank: DigitBank, label: str, rng: np.random.Generator) -> np.ndarray:
+def _write_number(bank: DigitBank, samples: list[int], rng: np.random.Generator) -> np.ndarray:
     """The number's ink (float32, 0 paper to 1 ink), cropped to it, digits WORK_HEIGHT tall."""
-    glyphs = [_glyph(bank.images[i], rng) for i in _choose_samples(bank, label, rng)]
+    glyphs = [_glyph(bank.images[i], rng) for i in samples]
     pen = _pen_change(rng)
     glyphs = [_restroke(g, pen) for g in glyphs]
     spacing = rng.choice(
@@ -196,7 +200,7 @@ def _write_number(bank: DigitBank, label: str, rng: np.random.Generator) -> np.n
     drift = WORK_HEIGHT * rng.uniform(0, 0.15)
     phase, waves = rng.uniform(0, 2 * np.pi), rng.uniform(0.2, 1.2)
     tilt = rng.normal(0, 0.04)
-    group_gap = WORK_HEIGHT * rng.uniform(0.3, 0.8) if len(label) > 5 and rng.random() < 0.2 else 0
+    group_gap = WORK_HEIGHT * rng.uniform(0.3, 0.8) if len(glyphs) > 5 and rng.random() < 0.2 else 0
     placed, x = [], 0.0
     for position, (glyph, size) in enumerate(zip(glyphs, sizes, strict=True)):
         height = WORK_HEIGHT * size
@@ -205,7 +209,7 @@ def _write_number(bank: DigitBank, label: str, rng: np.random.Generator) -> np.n
         top = WORK_HEIGHT * 1.2 - height + wave + tilt * x
         placed.append((glyph, x, top))
         gap = WORK_HEIGHT * rng.uniform(*spacing)
-        if group_gap and (len(label) - position - 1) % 3 == 0:
+        if group_gap and (len(glyphs) - position - 1) % 3 == 0:
             gap += group_gap
         x += glyph.shape[1] + max(gap, -0.5 * glyph.shape[1])
     ink = _paste_all(placed)
