@@ -14,7 +14,9 @@ from test_synth import typed_bank
 from handwritten import api, reader, registry
 from handwritten.errors import ModelError
 
-TINY = reader.ReaderRecipe(steps=12, images=24, batch_size=8, learning_rate=3e-3, units=16)
+TINY = reader.ReaderRecipe(
+    steps=12, images=24, batch_size=8, learning_rate=3e-3, units=16, filters=(8, 16, 16, 24)
+)
 
 
 def crop(dark_on_light: bool = True, size: tuple[int, int] = (40, 120)) -> np.ndarray:
@@ -192,6 +194,9 @@ def test_saved_reader_loads_safely_with_its_card(trained) -> None:
     card = json.loads((folder / "reader.card.json").read_text())
     assert card["preprocessing"] == registry.get_reader("crnn").preprocessing()
     assert card["recipe"]["steps"] == TINY.steps
+    assert card["recipe"]["filters"] == list(TINY.filters)
+    convolutions = [layer.filters for layer in model.layers if hasattr(layer, "kernel_size")]
+    assert convolutions == list(TINY.filters)
     assert card["validation"]["images"] == 5
     assert card["validation"]["cer"] >= 0
     assert 0 <= card["trust"]["sure"] <= 1

@@ -117,7 +117,7 @@ def output_lengths(widths: Sequence[int]) -> np.ndarray:
     return np.array([-(-w // WIDTH_STEP) for w in widths], np.int32)
 
 
-def build_crnn(units: int = 96) -> keras.Model:
+def build_crnn(units: int = 96, filters: Sequence[int] = (32, 64, 96, 128)) -> keras.Model:
     """Four conv blocks (the height pooled away, the width halved twice), a bidirectional
     LSTM over the columns, and a dense layer to the 11 classes' logits; any input width."""
     import keras
@@ -125,14 +125,14 @@ def build_crnn(units: int = 96) -> keras.Model:
 
     inputs = keras.Input(shape=(READER_HEIGHT, None, 1), name="crop")
     x = layers.Rescaling(1 / 255, name="pixels")(inputs)
-    for filters, pool in ((32, (2, 2)), (64, (2, 2)), (96, (2, 1)), (128, (4, 1))):
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+    for width, pool in zip(filters, ((2, 2), (2, 2), (2, 1), (4, 1)), strict=True):
+        x = layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
         x = layers.BatchNormalization()(x)
         x = layers.ReLU()(x)
         x = layers.MaxPooling2D(pool)(x)
-    # (n, 1, W/4, 128) -> (n, W/4, 128): one feature vector per column of the crop.
+    # (n, 1, W/4, C) -> (n, W/4, C): one feature vector per column of the crop.
     x = layers.Permute((2, 1, 3))(x)
-    x = layers.Reshape((-1, 128))(x)
+    x = layers.Reshape((-1, filters[-1]))(x)
     x = layers.Bidirectional(layers.LSTM(units, return_sequences=True), name="context")(x)
     outputs = layers.Dense(NUM_CLASSES, name="logits")(x)
     return keras.Model(inputs, outputs, name="crnn")
@@ -357,6 +357,7 @@ class ReaderRecipe:
     batch_size: int = 32
     learning_rate: float = 1e-3
     units: int = 96
+    filters: tuple[int, ...] = (32, 64, 96, 128)
     augment: bool = True
 
     def to_json(self) -> dict[str, Any]:
@@ -567,7 +568,7 @@ def _fit(spec, recipe: ReaderRecipe, seed: int, crops, labels, log, progress) ->
 
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
-    model = spec.build(recipe.units)
+    model = spec.build(recipe.units, recipe.filters)
     schedule = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, recipe.steps, 0.02)
     optimizer = keras.optimizers.Adam(schedule, clipnorm=5.0)
     signature = [
