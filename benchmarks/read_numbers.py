@@ -58,10 +58,12 @@ SYNTH_SEED = 2024
 
 
 def synthetic(
-    classifier: api.Classifier, reader: api.Reader | None, writers: Path, count: int = 200
+    classifier: api.Classifier, reader: api.Reader | None, shared: Path, count: int = 200
 ) -> dict:
-    """The generator's validation images, made afresh (the same every run) and scored."""
-    os.environ.setdefault("HANDWRITTEN_WRITERS_DIR", str(writers))
+    """The generator's validation images, made afresh (the same every run) and scored;
+    composed from `shared`'s writers and MNIST unless the environment names others."""
+    os.environ.setdefault("HANDWRITTEN_WRITERS_DIR", str(shared / "writers"))
+    os.environ.setdefault("HANDWRITTEN_DATA_DIR", str(shared / "mnist"))
     with tempfile.TemporaryDirectory() as folder:
         made = api.synth_numbers(count, Path(folder) / "numbers", seed=SYNTH_SEED)
         return api.evaluate_numbers(made.folder, classifier, reader)
@@ -85,7 +87,7 @@ def main() -> None:
             f"{read['median_seconds'] * 1000:.0f} ms, max {read['max_seconds'] * 1000:.0f} ms"
         )
         print(f"{name}: character error rate {read['cer']:.1%}")
-    generated = synthetic(classifier, reader, args.shared / "writers")
+    generated = synthetic(classifier, reader, args.shared)
     print(
         f"generated numbers (200, seed {SYNTH_SEED}): {generated['correct']}/"
         f"{generated['images']} read exactly; character error rate {generated['cer']:.1%}"
