@@ -117,7 +117,7 @@ def output_lengths(widths: Sequence[int]) -> np.ndarray:
     return np.array([-(-w // WIDTH_STEP) for w in widths], np.int32)
 
 
-def build_crnn(units: int = 128, filters: Sequence[int] = (48, 96, 144, 192)) -> keras.Model:
+def build_crnn(units: int, filters: Sequence[int]) -> keras.Model:
     """Four conv blocks (the height pooled away, the width halved twice), a bidirectional
     LSTM over the columns, and a dense layer to the 11 classes' logits; any input width."""
     import keras
