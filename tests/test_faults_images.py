@@ -17,6 +17,7 @@ import struct
 import subprocess
 import sys
 import tracemalloc
+import warnings
 import zlib
 from pathlib import Path
 
@@ -177,6 +178,18 @@ def test_a_drawing_in_each_mode_reads_as_the_same_digit(mode: str, reference: np
 def test_float_pixels_including_nan_and_infinity(values: list[float]) -> None:
     pixels = np.resize(np.array(values, dtype=np.float32), (24, 24))
     read(encode(Image.fromarray(pixels, "F"), "TIFF"))
+
+
+def test_float_pixels_without_value_are_paper(reference: np.ndarray) -> None:
+    """A float drawing with a NaN border (quiet and signalling) reads as the same digit, and
+    reading it raises no floating-point warning."""
+    pixels = np.asarray(draw(), dtype=np.float32)
+    signalling = np.array([0x7FA00000], np.uint32).view(np.float32)[0]
+    pixels[:3], pixels[-3:], pixels[:, :2] = np.nan, signalling, np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        digit = read(encode(Image.fromarray(pixels, "F"), "TIFF"))
+    assert same_digit(digit, reference)
 
 
 def test_16_bit_tiff_in_both_byte_orders(reference: np.ndarray) -> None:

@@ -256,14 +256,28 @@ def gray_on_white(image: Image.Image) -> np.ndarray:
 def _gray_levels(image: Image.Image) -> np.ndarray:
     """`gray_on_white` as 8-bit levels, or as 0-1 float32 for 16-bit and float images."""
     if image.mode.startswith("I") or image.mode == "F":
-        values = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
-        return np.clip(values / top, 0.0, 1.0).astype(np.float32)
+        return _wide_levels(image)
     if _alpha(image) is not None:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, rgba)
     return np.asarray(image.convert("L"))
+
+
+def _wide_levels(image: Image.Image) -> np.ndarray:
+    """A 16-bit or float image as 0-1 float32. A float file can hold pixels with no value
+    (NaN, as a mask in scientific images) and infinities: a pixel with no value takes the
+    median of the others (most likely the paper) rather than deciding the scale or
+    becoming ink; infinities are the brightest and darkest values."""
+    with np.errstate(invalid="ignore"):  # Widening a signalling NaN raises the flag.
+        values = np.asarray(image, dtype=np.float64)
+    finite = np.isfinite(values)
+    known = values[finite]
+    brightest = float(known.max()) if known.size else 0.0
+    top = 65535.0 if image.mode.startswith("I;16") or brightest > 255 else 255.0
+    fill = float(np.median(known)) if known.size else top
+    values = np.nan_to_num(values, nan=fill, posinf=top, neginf=0.0)
+    return np.clip(values / top, 0.0, 1.0).astype(np.float32)
 
 
 def _border(values: np.ndarray) -> np.ndarray:
