@@ -85,7 +85,8 @@ def read_number(
     image: Image.Image, reader: Reader, found: list[page.DigitBox] | None = None
 ) -> NumberRead | None:
     """The number in the image as the reader reads its best proposal; None with no reading.
-    `found` is what `page.find_digits` found in the image, when the caller has it already."""
+    `found` is what `page.find_digits(image, enlarge=False)` found in the image, when the
+    caller has it already."""
     proposed, readings, scale = _read_proposals(image, reader, found)
     scores = sureness(readings, reader.card)
     scored = [(score, i) for i, score in enumerate(scores) if readings[i].digits]
@@ -198,7 +199,7 @@ def choice_figures(
 def proposal_readings(image: Image.Image, reader: Reader) -> list[Reading]:
     """The readings with digits of an image's proposals, as `read_number` reads them for
     an image where page finding finds ink (it is not asked to read blank paper)."""
-    found = page.find_digits(image)
+    found = page.find_digits(image, enlarge=False)
     if not found:
         return []
     _, readings, _ = _read_proposals(image, reader, found)
@@ -238,7 +239,7 @@ def proposals(
     once (finding often proposes the whole crop), the first to propose it named."""
     height, width = grey.shape
     boxes = [Proposal("whole", (0, 0, width, height))]
-    found = page.find_digits(image) if found is None else found
+    found = page.find_digits(image, enlarge=False) if found is None else found
     if found:
         corners = np.array([digit.box for digit in found], np.float64) * scale
         left, top = corners[:, 0].min(), corners[:, 1].min()

@@ -304,7 +304,7 @@ def read_number_whole(
         return NumberReading(path=label, error=str(exc))
     if page.is_plain_canvas(image):
         return _found_digits(image, label)
-    on_page = page.find_digits(image)
+    on_page = page.find_digits(image, enlarge=False)
     found = numbers.read_number(image, reader, on_page) if on_page else None
     if found is None:
         return NumberReading(path=label, size=image.size, proposal=None)
