@@ -171,17 +171,6 @@ def test_small_digits_in_a_12_megapixel_photo():
     assert_boxes(page.find_digits(image), boxes, slack=12)
 
 
-def test_a_small_crop_found_without_enlarging_it():
-    """The reader's proposals need only where the digits are: without enlarging, a small
-    photographed crop gives the same digits, cut at the image's own pixels."""
-    image = paper((240, 90), gradient=30, vignette=False)
-    boxes = write(image, "2745", 20, 15, 60, 4)
-    enlarged, own = page.find_digits(image), page.find_digits(image, enlarge=False)
-    assert_boxes(own, boxes, slack=6)
-    assert_boxes(enlarged, boxes, slack=6)
-    assert all(o.ink.shape[0] < e.ink.shape[0] / 1.5 for o, e in zip(own, enlarged, strict=True))
-
-
 def test_a_drawing_white_on_black_and_ink_in_alpha():
     image = Image.new("L", (300, 120), 0)
     boxes = write(image, "174", 30, 20, 80, 6, ink=255)

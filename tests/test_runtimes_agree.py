@@ -19,7 +19,7 @@ import pytest
 from conftest import MNIST_DIR, SHARED
 from PIL import Image
 
-from handwritten import data, numbers, page, predict, reader, registry, runtime, trust
+from handwritten import data, numbers, predict, reader, registry, runtime, trust
 
 pytestmark = pytest.mark.integration
 
@@ -101,10 +101,7 @@ def test_keras_and_onnx_runtime_read_every_number_alike() -> None:
     for file in files:
         with Image.open(file) as opened:
             image = opened.convert("RGB")
-        found = page.find_digits(image)
-        ours, theirs = (
-            numbers.read_number(image, each, found) for each in (keras_reader, onnx_reader)
-        )
+        ours, theirs = (numbers.read_number(image, each) for each in (keras_reader, onnx_reader))
         assert (ours is None) == (theirs is None), file.name
         if ours is None:
             continue

@@ -120,12 +120,25 @@ def test_a_1_as_tall_as_a_tight_crop_is_proposed_with_its_number() -> None:
     assert set(tall) <= set(boxes)
 
 
+def test_a_crop_is_proposed_without_page_finding_and_blank_paper_not_at_all() -> None:
+    row = side_by_side(draw(stroke=ONE), draw(), draw(stroke=ONE))
+    assert max(row.size) < numbers.CROP_SIDE
+    grey, scale = numbers._working_grey(row)
+    assert {p.kind for p in numbers.proposals(row, grey, scale)} == {"whole", "ink"}
+    for size in ((300, 120), (900, 600)):  # a blank crop, a blank photo
+        blank = Image.new("L", size, 230)
+        grey, scale = numbers._working_grey(blank)
+        assert numbers.proposals(blank, grey, scale) == []
+
+
 def test_a_blank_crop_has_no_line_of_ink() -> None:
     assert numbers.ink_lines(np.full((50, 80), 200, np.uint8)) == []
 
 
 def test_found_digits_are_proposed_with_paper_around_them() -> None:
-    row = side_by_side(draw(stroke=ONE), draw(), draw(stroke=ONE))
+    big = {"size": 180, "width": 12}
+    row = side_by_side(draw(stroke=ONE, **big), draw(**big), draw(stroke=ONE, **big))
+    assert max(row.size) >= numbers.CROP_SIDE  # a photo or scan, not a crop
     grey, scale = numbers._working_grey(row)
     (found,) = [p for p in numbers.proposals(row, grey, scale) if p.kind == "found"]
     digits = [d.box for d in page.find_digits(row)]

@@ -157,17 +157,13 @@ class _Group:
         )
 
 
-def find_digits(image: Image.Image, enlarge: bool = True) -> list[DigitBox]:
+def find_digits(image: Image.Image) -> list[DigitBox]:
     """The digits of the main number in the image, in reading order (at most `MAX_DIGITS`).
 
     The main number is the text line with the most digit-sized ink; other writing, lines,
-    shadows and specks are ignored. An image without ink gives an empty list. A small image
-    is enlarged to `MIN_WORK_SIDE` first, so that each digit is cut cleanly for the
-    classifier; `enlarge=False` skips that where only the line's place is wanted (the
-    sequence reader's proposals), which costs a small crop half the time.
+    shadows and specks are ignored. An image without ink gives an empty list.
     """
-    scale = _work_scale(image.size)
-    page = _clean(image, scale if enlarge else min(scale, 1.0))
+    page = _clean(image, _work_scale(image.size))
     if page is None:
         return []
     digits = _read_line(page)

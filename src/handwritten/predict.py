@@ -288,13 +288,12 @@ def read_number_whole(
     source: ImageSource, reader: Reader, name: str | None = None
 ) -> NumberReading:
     """The number read whole by the sequence reader: each digit sure when the reader's
-    confidence in it reaches the sure threshold its card records. An image where page
-    finding sees no ink has no number, as digit by digit: the reader is not asked to find
-    digits in blank paper. A drawing on a plain canvas (the page's number mode) is found
-    digit by digit instead, not yet classified (`proposal` "digits"): there the digits are
-    cut cleanly, and the digit networks learnt from drawings, the reader mostly from paper
-    (people's 355 drawings of `../shared/user-digits`, read as numbers: 344 right this way,
-    311 with the reader)."""
+    confidence in it reaches the sure threshold its card records. An image where no ink is
+    found has no number (`numbers.proposals`), as digit by digit. A drawing on a plain
+    canvas (the page's number mode) is found digit by digit instead, not yet classified
+    (`proposal` "digits"): there the digits are cut cleanly, and the digit networks learnt
+    from drawings, the reader mostly from paper (people's 355 drawings of
+    `../shared/user-digits`, read as numbers: 344 right this way, 311 with the reader)."""
     from handwritten import numbers
 
     label = name or str(source)
@@ -304,8 +303,7 @@ def read_number_whole(
         return NumberReading(path=label, error=str(exc))
     if page.is_plain_canvas(image):
         return _found_digits(image, label)
-    on_page = page.find_digits(image, enlarge=False)
-    found = numbers.read_number(image, reader, on_page) if on_page else None
+    found = numbers.read_number(image, reader)
     if found is None:
         return NumberReading(path=label, size=image.size, proposal=None)
     sure = trust.reader_sure(reader.card)
