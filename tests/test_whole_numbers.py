@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT
 from drawings import draw
 from fastapi.testclient import TestClient
-from PIL import Image
+from PIL import Image, ImageOps
 from test_numbers import ONE, side_by_side
 
 from handwritten import api, bulk, numbers, page
@@ -125,6 +125,10 @@ def test_a_crop_is_proposed_without_page_finding_and_blank_paper_not_at_all() ->
     assert max(row.size) < numbers.CROP_SIDE
     grey, scale = numbers._working_grey(row)
     assert {p.kind for p in numbers.proposals(row, grey, scale)} == {"whole", "ink"}
+    chalk = ImageOps.invert(row)  # light writing on a dark ground: no lines of ink
+    grey, scale = numbers._working_grey(chalk)
+    assert numbers.ink_lines(grey) == []
+    assert {p.kind for p in numbers.proposals(chalk, grey, scale)} == {"whole", "found"}
     for size in ((300, 120), (900, 600)):  # a blank crop, a blank photo
         blank = Image.new("L", size, 230)
         grey, scale = numbers._working_grey(blank)

@@ -237,18 +237,19 @@ def _cut(grey: np.ndarray, box: Box) -> np.ndarray:
 
 def proposals(image: Image.Image, grey: np.ndarray, scale: float) -> list[Proposal]:
     """Where the number may be, in `grey`'s pixels (`image` reduced by `scale`), each box
-    once (finding often proposes the whole crop), the first to propose it named. None when
-    no ink is found, by page finding in a photo or scan, by `ink_lines` in a crop
-    (`CROP_SIDE`): the reader is not asked to find digits in blank paper."""
+    once (finding often proposes the whole crop), the first to propose it named. In a crop
+    (`CROP_SIDE`) with lines of ink, page finding is not asked. None when page finding finds
+    no ink: the reader is not asked to find digits in blank paper."""
     height, width = grey.shape
     boxes = [Proposal("whole", (0, 0, width, height))]
     rules = (RULE_SHARE, TALL_RULE_SHARE)
     lines = [Proposal("ink", box) for box in ink_lines(grey, upright_rules=rules)]
-    crop = max(image.size) < CROP_SIDE
-    found = [] if crop else page.find_digits(image)
-    if not (lines if crop else found):
-        return []
-    if found:
+    if max(image.size) >= CROP_SIDE or not lines:
+        # A photo or a scan; or a crop where ink_lines sees none, which page finding may
+        # yet find (light writing on a dark ground, a drawing a few pixels wide).
+        found = page.find_digits(image)
+        if not found:
+            return []
         boxes.append(Proposal("found", _around_found(found, scale, (width, height))))
     boxes.extend(lines)
     distinct: dict[Box, Proposal] = {}

@@ -293,7 +293,7 @@ def read_number_whole(
     canvas (the page's number mode) is found digit by digit instead, not yet classified
     (`proposal` "digits"): there the digits are cut cleanly, and the digit networks learnt
     from drawings, the reader mostly from paper (people's 355 drawings of
-    `../shared/user-digits`, read as numbers: 344 right this way, 311 with the reader)."""
+    `../shared/user-digits`, read as numbers: 344 right this way, 307 with the reader)."""
     from handwritten import numbers
 
     label = name or str(source)
