@@ -55,14 +55,16 @@ generated images."""
 CROP_SIDE = page.MIN_WORK_SIDE
 """An image whose longer side is shorter than this is a crop of a line or a cell, which page
 finding enlarges to this size to cut its digits for the classifier. There, what it finds
-adds nothing the whole crop and its lines of ink do not propose, and it took half the time
-of reading a crop: without it, 2,457 of the 2,697 register cells read right against 2,438
-(character error rate 8.3% against 8.8%), 198 of the 300 seed-43 generated images against
-200, the same 42 of the 47 development numbers, and the bench's line crop in 16 ms against
-28. In a larger image, a photo or a scan, it finds the number among everything else:
-without it there, the seed-43 images read 185 and the development numbers 40. (Leaving it
-out up to 256 pixels read 200 and 365 of the 400 seeded register cells, against 366; up to
-768, 191; up to 1,024, 187.)"""
+adds nothing the whole crop and its lines of ink do not propose, and it took most of a
+crop's time, so it is asked only when the lines of ink show none. Against asking it always
+(the chooser fitted again each way): 2,460 of the 2,697 register cells read right against
+2,437 (character error rate 8.2% against 9.0%), 198 of the 300 seed-43 generated images
+against 197, the same 42 of the 47 development numbers, and the bench's line crop in 17 ms
+against 51. In a larger image, a photo or a scan, page finding finds the number among
+everything else: left out there too, the seed-43 images read 185 and the development
+numbers 40. With one chooser, leaving it out below 256 pixels read 200 seed-43 images (and
+would not speed up the bench's line crop, 290 wide), below 512 198, below 768 191, below
+1,024 187."""
 MARGIN_LEVEL = 100
 """Below this mean 8-bit level over a wide neighbourhood the crop is a dark margin, not paper."""
 LOCAL_CONTRAST = 12
