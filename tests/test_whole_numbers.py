@@ -120,6 +120,48 @@ def test_a_1_as_tall_as_a_tight_crop_is_proposed_with_its_number() -> None:
     assert set(tall) <= set(boxes)
 
 
+def tight_10() -> np.ndarray:
+    """ "10" cut tight: the 1 down the left edge, the 0 from the top edge to the bottom."""
+    crop = np.full((50, 70), 230, np.uint8)
+    crop[4:46, 0:6] = 20
+    cv2.ellipse(crop, (40, 25), (11, 27), 0, 0, 360, 20, 4)  # its ends cut off
+    return crop
+
+
+def test_writing_that_touches_an_edge_is_proposed_with_paper_beyond_it() -> None:
+    crop = tight_10()
+    grey, scale = numbers._working_grey(Image.fromarray(crop))
+    beyond = int(numbers.PAPER_AT_EDGE * 50) + 1
+    proposed = numbers.proposals(Image.fromarray(crop), grey, scale)
+    assert proposed[0].box == (-beyond, -beyond, 70, 50 + beyond)  # the right edge untouched
+    cut = numbers._cut(grey, proposed[0].box)
+    assert cut.shape == (50 + 2 * beyond, 70 + beyond)
+    assert np.array_equal(cut[beyond:-beyond, beyond:], grey)
+    assert (cut[:beyond] == 230).all()
+    assert (cut[:, :beyond] == 230).all()
+    spaced = np.pad(crop, 10, constant_values=230)
+    grey, scale = numbers._working_grey(Image.fromarray(spaced))
+    for proposal in numbers.proposals(Image.fromarray(spaced), grey, scale):
+        assert inside(proposal.box, (0, 0, spaced.shape[1], spaced.shape[0]))
+
+
+def test_digits_read_beyond_the_edge_are_boxed_inside_the_image(shipped_reader) -> None:
+    photo = on_paper(Image.fromarray(tight_10()))
+    reading = api.read_number(photo_bytes(photo), api.load("seed"), "10.png", shipped_reader)
+    assert reading.proposal in {"whole", "ink"}
+    assert reading.digits
+    for digit in reading.digits:
+        assert inside(digit.box, (0, 0, *photo.size))
+        assert digit.box[2] > digit.box[0]
+        assert digit.box[3] > digit.box[1]
+
+
+def photo_bytes(image: Image.Image) -> bytes:
+    data = io.BytesIO()
+    image.save(data, format="PNG")
+    return data.getvalue()
+
+
 def test_a_crop_is_proposed_without_page_finding_and_blank_paper_not_at_all() -> None:
     row = side_by_side(draw(stroke=ONE), draw(), draw(stroke=ONE))
     assert max(row.size) < numbers.CROP_SIDE

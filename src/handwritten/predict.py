@@ -308,9 +308,12 @@ def read_number_whole(
         return NumberReading(path=label, size=image.size, proposal=None)
     sure = trust.reader_sure(reader.card)
     digits = []
+    width, height = image.size
     _, top, _, bottom = found.proposal.box
+    top, bottom = max(0, top), min(height, bottom)
     spans = _digit_columns(found.proposal.box, [d.span for d in found.reading.digits])
-    for digit, (start, end) in zip(found.reading.digits, spans, strict=True):
+    for digit, columns in zip(found.reading.digits, spans, strict=True):
+        start, end = _within(columns, width)
         box = _ink_box(image, (start, top, end, bottom))
         digits.append(
             Prediction(
@@ -347,6 +350,13 @@ def _digit_columns(
     cuts += [(a + b) / 2 for a, b in itertools.pairwise(centres)]
     cuts.append(min(right, centres[-1] + spacing / 2))
     return [(int(a), max(int(a) + 1, int(np.ceil(b)))) for a, b in itertools.pairwise(cuts)]
+
+
+def _within(columns: tuple[int, int], width: int) -> tuple[int, int]:
+    """Columns inside an image `width` wide, at least one: a proposal may reach beyond the
+    image onto added paper (`numbers.PAPER_AT_EDGE`)."""
+    start = min(max(columns[0], 0), width - 1)
+    return start, max(start + 1, min(columns[1], width))
 
 
 INK_CONTRAST = 0.25
