@@ -16,7 +16,7 @@ from conftest import ROOT
 from drawings import draw
 from fastapi.testclient import TestClient
 from PIL import Image, ImageOps
-from test_numbers import ONE, side_by_side
+from test_numbers import ONE, ZERO, side_by_side
 
 from handwritten import api, bulk, numbers, page
 from handwritten.cli import main
@@ -237,14 +237,34 @@ def test_none_reads_digit_by_digit_as_before(shipped_reader, tmp_path: Path, cap
     assert json.loads(capsys.readouterr().out)["read_by"] != "digits"
 
 
-def test_a_drawing_on_a_plain_canvas_is_read_digit_by_digit(shipped_reader, tmp_path) -> None:
-    side_by_side(draw(stroke=ONE), draw()).save(tmp_path / "17.png")
+def test_one_digit_drawn_on_a_plain_canvas_is_read_digit_by_digit(shipped_reader, tmp_path) -> None:
+    side_by_side(draw()).save(tmp_path / "7.png")
     classifier = api.load("seed")
-    reading = api.read_number(tmp_path / "17.png", classifier, None, shipped_reader)
-    alone = api.read_number(tmp_path / "17.png", classifier)
+    reading = api.read_number(tmp_path / "7.png", classifier, None, shipped_reader)
+    alone = api.read_number(tmp_path / "7.png", classifier)
     assert reading.proposal == "digits"
-    assert reading.number == alone.number
+    assert reading.number == alone.number == "7"
     assert [p.box for p in reading.digits] == [p.box for p in alone.digits]
+
+
+def test_a_row_drawn_on_a_plain_canvas_goes_to_the_reader(shipped_reader, tmp_path) -> None:
+    side_by_side(draw(stroke=ZERO), draw(), draw(stroke=ZERO)).save(tmp_path / "070.png")
+    reading = api.read_number(tmp_path / "070.png", api.load("seed"), None, shipped_reader)
+    assert reading.proposal in {"whole", "ink"}
+    assert reading.number == "070"
+
+
+def test_a_drawn_1_the_reader_passes_over_is_read_digit_by_digit(shipped_reader, tmp_path):
+    """The reader takes a lone upright stroke beside a number for a cell's rule; on a plain
+    canvas, where there are no rules, page finding's cut digits are read instead."""
+    side_by_side(draw(stroke=ONE), draw(), draw(stroke=ZERO)).save(tmp_path / "170.png")
+    with Image.open(tmp_path / "170.png") as drawing:
+        alone = numbers.read_number(drawing, shipped_reader)
+    assert alone is not None
+    assert len(alone.reading.digits) < 3
+    reading = api.read_number(tmp_path / "170.png", api.load("seed"), None, shipped_reader)
+    assert reading.proposal == "digits"
+    assert len(reading.digits) == 3
 
 
 def test_a_reader_file_that_is_missing_is_named(tmp_path: Path, capsys) -> None:
