@@ -70,13 +70,13 @@ PAPER_AT_EDGE = 0.2
 people and datasets cut them), a proposal meeting that edge reaches this share of its height
 beyond it, onto paper (`_cut`): the reader learned numbers with 0 to 60% of their height of
 paper around them, seldom none, and at the edge it dropped a leading 1 or misread a digit as
-tall as the crop. On the generator's 500
-validation images (seeds 43 and 2024) cut tight, 0 to 5% of the number's height around it:
-330 read right against 306 without (0.1 of the height: 319; on the left and right only:
-301). On the images as composed, where writing seldom meets the edge, 369 against 374; on
-the 2,697 register cells 2,458 against 2,460 (character error rate 8.6% against 8.2%: three
-cells now read as long strings); the 47 development numbers 44 against 42 (3600 and 15
-gained). The chooser, fitted again on these proposals, chose no better."""
+tall as the crop. On the generator's 500 validation images (seeds 43 and 2024) cut tight, 0
+to 5% of the number's height around it: 330 read right against 306 without (0.1 of the
+height: 319; on the left and right only: 301). On the images as composed, where writing
+seldom meets the edge, 369 against 374; on the 2,697 register cells 2,458 against 2,460
+(character error rate 8.6% against 8.2%: three cells now read as long strings); the 47
+development numbers 44 against 42 (3600 and 15 gained). The chooser, fitted again on these
+proposals, chose no better."""
 EDGE_PIXELS = 2
 """Writing this close to an edge of the working copy touches it."""
 MARGIN_LEVEL = 100
