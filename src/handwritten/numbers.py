@@ -109,10 +109,13 @@ class NumberRead:
     proposal: Proposal
 
 
-def read_number(image: Image.Image, reader: Reader) -> NumberRead | None:
+def read_number(
+    image: Image.Image, reader: Reader, found: list[page.DigitBox] | None = None
+) -> NumberRead | None:
     """The number in the image as the reader reads its best proposal; None when no ink is
-    found (`proposals`) or no proposal reads a digit."""
-    proposed, readings, scale = _read_proposals(image, reader)
+    found (`proposals`) or no proposal reads a digit. `found` is what `page.find_digits`
+    found in the image, when the caller has it already."""
+    proposed, readings, scale = _read_proposals(image, reader, found)
     scores = sureness(readings, reader.card)
     scored = [(score, i) for i, score in enumerate(scores) if readings[i].digits]
     if not scored:
@@ -123,7 +126,7 @@ def read_number(image: Image.Image, reader: Reader) -> NumberRead | None:
 
 
 def _read_proposals(
-    image: Image.Image, reader: Reader
+    image: Image.Image, reader: Reader, found: list[page.DigitBox] | None = None
 ) -> tuple[list[Proposal], list[Reading], float]:
     """The image's proposals (in the working copy's pixels), the reader's reading of each,
     and the scale from the image's pixels to the working copy's. Whether the writing is
@@ -131,7 +134,7 @@ def _read_proposals(
     judging each crop alone, 1 register cell of 2,697 fewer read, 1 of 300 generated images
     more, and a line crop read about 15% faster."""
     grey, scale = _working_grey(image)
-    proposed = proposals(image, grey, scale)
+    proposed = proposals(image, grey, scale, found)
     if not proposed:
         return [], [], scale
     lighter = page.writing_is_lighter(grey, across_line=True)
@@ -259,24 +262,35 @@ def _cut(grey: np.ndarray, box: Box) -> np.ndarray:
     return np.pad(inside, beyond, constant_values=int(np.median(grey)))
 
 
-def proposals(image: Image.Image, grey: np.ndarray, scale: float) -> list[Proposal]:
+def proposals(
+    image: Image.Image,
+    grey: np.ndarray,
+    scale: float,
+    found: list[page.DigitBox] | None = None,
+) -> list[Proposal]:
     """Where the number may be, in `grey`'s pixels (`image` reduced by `scale`), each box
     once (finding often proposes the whole crop), the first to propose it named. In a crop
-    (`CROP_SIDE`) with lines of ink, page finding is not asked. None when page finding finds
-    no ink: the reader is not asked to find digits in blank paper."""
+    (`CROP_SIDE`) with lines of ink, page finding is not asked (nor is it when its digits
+    are `found` already). None when page finding finds no ink: the reader is not asked to
+    find digits in blank paper."""
     height, width = grey.shape
     boxes = [Proposal("whole", (0, 0, width, height))]
     writing = _writing(grey, (RULE_SHARE, TALL_RULE_SHARE))
-    lines = [Proposal("ink", box) for ink in writing for box in _lines_of(ink, grey.shape)]
+    marks = [_marks(ink) for ink in writing]
+    lines = [
+        Proposal("ink", box)
+        for ink, its_marks in zip(writing, marks, strict=True)
+        for box in _lines_of(ink, its_marks)
+    ]
     if max(image.size) >= CROP_SIDE or not lines:
         # A photo or a scan; or a crop where ink_lines sees none, which page finding may
         # yet find (light writing on a dark ground, a drawing a few pixels wide).
-        found = page.find_digits(image)
+        found = page.find_digits(image) if found is None else found
         if not found:
             return []
         boxes.append(Proposal("found", _around_found(found, scale, (width, height))))
     boxes.extend(lines)
-    touched = _edges_touched(writing[-1])
+    touched = _edges_touched(marks[-1], grey.shape)
     distinct: dict[Box, Proposal] = {}
     for proposal in boxes:
         left, top, right, bottom = proposal.box
@@ -317,7 +331,7 @@ def ink_lines(
     of `upright_rules`, the share of the crop's height an upright run must reach to be a
     rule (TALL_RULE_SHARE keeps a tall 1)."""
     return [
-        box for ink in _writing(grey, upright_rules) for box in _lines_of(ink, grey.shape, count)
+        box for ink in _writing(grey, upright_rules) for box in _lines_of(ink, _marks(ink), count)
     ]
 
 
@@ -330,12 +344,17 @@ def _writing(grey: np.ndarray, upright_rules: Sequence[float]) -> list[np.ndarra
     return cleaned
 
 
-def _edges_touched(ink: np.ndarray) -> tuple[bool, bool, bool, bool]:
-    """Whether a mark of writing reaches within EDGE_PIXELS of the image's (left, top,
-    right, bottom) edge."""
-    height, width = ink.shape
+def _marks(ink: np.ndarray) -> np.ndarray:
+    """The connected marks in `ink` of at least MIN_MARK_AREA pixels, as OpenCV's stats rows
+    (left, top, width, height, area)."""
     _, _, marks, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
-    marks = marks[1:][marks[1:, cv2.CC_STAT_AREA] >= MIN_MARK_AREA]
+    return marks[1:][marks[1:, cv2.CC_STAT_AREA] >= MIN_MARK_AREA]
+
+
+def _edges_touched(marks: np.ndarray, shape: tuple[int, ...]) -> tuple[bool, bool, bool, bool]:
+    """Whether one of the `marks` of writing reaches within EDGE_PIXELS of the (left, top,
+    right, bottom) edge of an image of `shape`."""
+    height, width = shape
     left, top = marks[:, cv2.CC_STAT_LEFT], marks[:, cv2.CC_STAT_TOP]
     right, bottom = left + marks[:, cv2.CC_STAT_WIDTH], top + marks[:, cv2.CC_STAT_HEIGHT]
     return (
@@ -358,11 +377,9 @@ def _paper_beyond(box: Box, touched: tuple[bool, ...], shape: tuple[int, ...]) -
     return (left - grow[0], top - grow[1], right + grow[2], bottom + grow[3])
 
 
-def _lines_of(ink: np.ndarray, shape: tuple[int, ...], count: int = INK_LINES) -> list[Box]:
-    """The `count` lines with the most ink among the marks in `ink`, each boxed with every
-    share of paper in AROUND_INK."""
-    _, _, marks, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
-    marks = marks[1:][marks[1:, cv2.CC_STAT_AREA] >= MIN_MARK_AREA]
+def _lines_of(ink: np.ndarray, marks: np.ndarray, count: int = INK_LINES) -> list[Box]:
+    """The `count` lines with the most ink among `marks` (`_marks` of `ink`), each boxed with
+    every share of paper in AROUND_INK."""
     if len(marks) == 0:
         return []
     areas = marks[:, cv2.CC_STAT_AREA]
@@ -375,7 +392,7 @@ def _lines_of(ink: np.ndarray, shape: tuple[int, ...], count: int = INK_LINES) -
     count_lines, lines, spans, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
     ink_per_line = np.bincount(lines[ink > 0], minlength=count_lines)[1:]
     return [
-        _around(spans[1 + index], reach // 2, shape, share)
+        _around(spans[1 + index], reach // 2, ink.shape, share)
         for index in np.argsort(-ink_per_line, kind="stable")[:count]
         for share in AROUND_INK
     ]

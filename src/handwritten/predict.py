@@ -300,10 +300,12 @@ def read_number_whole(
         image = open_image(source, label)
     except ImageError as exc:
         return NumberReading(path=label, error=str(exc))
-    drawn = _found_digits(image, label) if page.is_plain_canvas(image) else None
-    found = numbers.read_number(image, reader)
-    if drawn is not None and _cut_digits_win(drawn, found):
-        return drawn
+    on_canvas = page.find_digits(image) if page.is_plain_canvas(image) else None
+    found = numbers.read_number(image, reader, on_canvas)
+    if on_canvas is not None:
+        drawn = _found_digits(image, label, on_canvas)
+        if _cut_digits_win(drawn, found):
+            return drawn
     if found is None:
         return NumberReading(path=label, size=image.size, proposal=None)
     sure = trust.reader_sure(reader.card)
@@ -415,14 +417,12 @@ def find_number(source: ImageSource, name: str | None = None) -> NumberReading:
         image = open_image(source, label)
     except ImageError as exc:
         return NumberReading(path=label, error=str(exc))
-    return _found_digits(image, label)
+    return _found_digits(image, label, page.find_digits(image))
 
 
-def _found_digits(image: Image.Image, label: str) -> NumberReading:
-    digits = [
-        Prediction(label, image=ink_to_mnist(found.ink), box=found.box)
-        for found in page.find_digits(image)
-    ]
+def _found_digits(image: Image.Image, label: str, found: list[page.DigitBox]) -> NumberReading:
+    """The digits page finding `found` in the image, not yet classified."""
+    digits = [Prediction(label, image=ink_to_mnist(digit.ink), box=digit.box) for digit in found]
     return NumberReading(path=label, digits=digits, size=image.size)
 
 
