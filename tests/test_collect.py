@@ -309,6 +309,26 @@ def disk_used(folder: Path) -> tuple[int, int]:
     return sum(path.lstat().st_blocks * 512 for path in entries), len(entries)
 
 
+def test_the_server_and_bulk_reading_import_where_there_is_no_fcntl() -> None:
+    """fcntl is POSIX only: importing it made `handwritten serve` and `predict --output` fail
+    on Windows before reading anything."""
+    script = (
+        "import sys\nsys.modules['fcntl'] = None\n"
+        "import handwritten.serve, handwritten.bulk, handwritten.download\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(("size", "counted"), [(0, 0), (1, 4096), (4096, 4096), (4097, 8192)])
+def test_where_the_system_reports_no_blocks_a_file_counts_whole_clusters(
+    size: int, counted: int
+) -> None:
+    """Windows' stat has no st_blocks: reading it there failed every correction."""
+    without_blocks = os.stat_result((0o100644, 0, 0, 1, 0, 0, size, 0, 0, 0))
+    assert collect._disk_bytes(without_blocks) == counted
+
+
 def test_the_folder_cap_counts_disk_blocks_not_file_sizes(client: TestClient, folder: Path) -> None:
     """A 489-byte drawing takes a whole block: counting sizes let the cap pass many times
     over. Corrections are kept until the folder is full, and then the disk holds no more

@@ -18,15 +18,16 @@ same first `rows` inputs, so a file renamed, added, removed or rewritten anywher
 committed part is refused instead of being resumed wrongly. The sidecar also counts the error
 rows committed, so a resumed run reports the unreadable files of the whole job.
 
-One job at a time per output: a run holds an exclusive lock (flock) on `<output>.lock` for
-as long as it writes, and a second run on the same output is refused at once. The kernel
-drops the lock when the process ends, however it ends, so a kill leaves nothing to clear.
+One job at a time per output: a run holds an exclusive lock (`filelock`: flock on POSIX,
+LockFileEx on Windows) on `<output>.lock` for as long as it writes, and a second run on the
+same output is refused at once. The system drops the lock when the process ends, however it
+ends, so a kill leaves nothing to clear. On POSIX the empty lock file stays: removing it
+would let two runs each lock a file of that name.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import hashlib
 import itertools
@@ -45,6 +46,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Union
+
+import filelock
 
 from handwritten import files, predict
 from handwritten.errors import HandwrittenError
@@ -147,47 +150,27 @@ def write_results(
 
 @contextlib.contextmanager
 def _locked(output: Path) -> Iterator[None]:
-    """Hold the output's lock for the block, or refuse at once if another run holds it.
-
-    The lock file is removed at the end; a run that opened it just before (and so locked a
-    file no longer there) sees that its inode is not the one at the path and tries again."""
-    lock = output.with_name(output.name + ".lock")
+    """Hold the output's lock for the block, or refuse at once if another run holds it."""
+    path = output.with_name(output.name + ".lock")
     files.make_folder(output.parent)
-    while True:
-        descriptor = _open_lock(lock, output)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(descriptor)
-            raise HandwrittenError(
-                f"{output}: another `predict --output` is writing it now (it holds "
-                f"{lock.name}); wait for that run to finish, or choose another --output."
-            ) from None
-        if _same_file(descriptor, lock):
-            break
-        os.close(descriptor)
+    lock = filelock.FileLock(path, timeout=0)
+    try:
+        path.touch()  # first: filelock reports a lock file it cannot make as one held
+        lock.acquire()
+    except filelock.Timeout:
+        raise HandwrittenError(
+            f"{output}: another `predict --output` is writing it now (it holds "
+            f"{path.name}); wait for that run to finish, or choose another --output."
+        ) from None
+    except OSError as exc:
+        raise HandwrittenError(
+            f"--output {output}: its lock file {path} cannot be made ({exc.strerror}); "
+            "choose another --output."
+        ) from None
     try:
         yield
     finally:
-        lock.unlink(missing_ok=True)
-        os.close(descriptor)
-
-
-def _open_lock(lock: Path, output: Path) -> int:
-    try:
-        return os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError as exc:
-        raise HandwrittenError(
-            f"--output {output}: its lock file {lock} cannot be made ({exc.strerror}); "
-            "choose another --output."
-        ) from None
-
-
-def _same_file(descriptor: int, path: Path) -> bool:
-    try:
-        return os.path.samestat(os.fstat(descriptor), os.stat(path))
-    except FileNotFoundError:
-        return False
+        lock.release()
 
 
 def _row_chunks(

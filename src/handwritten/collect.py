@@ -22,7 +22,6 @@ of large uploads cannot decode dozens of images at once.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import io
 import os
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Annotated
 
 import anyio
+import filelock
 import numpy as np
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from PIL import Image
@@ -51,6 +51,7 @@ MAX_FOLDER_FILES = 20_000
 """Ten thousand corrections (each is two files): an inode cap, as tiny files use few bytes."""
 SEEN = "seen"
 LOCK = ".lock"
+WINDOWS_CLUSTER = 4096
 USAGE = ".usage"
 """What the folder takes on disk, as `bytes files`: the running count the saves add to."""
 SUFFIXES = {
@@ -191,12 +192,8 @@ def _write_new(path: Path, data: bytes) -> Path:
 @contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
     """One correction at a time across worker processes, so the cap holds exactly."""
-    descriptor = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
+    with filelock.FileLock(folder / LOCK):
         yield
-    finally:
-        os.close(descriptor)
 
 
 def _usage_of(folder: Path) -> Usage:
@@ -212,8 +209,17 @@ def _usage_of_paths(paths: list[Path]) -> Usage:
     usage = Usage(0, 0)
     for path in paths:
         with contextlib.suppress(FileNotFoundError):
-            usage += Usage(path.lstat().st_blocks * 512, 1)
+            usage += Usage(_disk_bytes(path.lstat()), 1)
     return usage
+
+
+def _disk_bytes(info: os.stat_result) -> int:
+    """The whole blocks a file takes where the system says (POSIX), else its size rounded up
+    to NTFS's default 4 KiB cluster (Windows reports no blocks)."""
+    blocks = getattr(info, "st_blocks", None)
+    if blocks is not None:
+        return blocks * 512
+    return -(-info.st_size // WINDOWS_CLUSTER) * WINDOWS_CLUSTER
 
 
 def _room_for(drawing: bytes, view: bytes, folders: Usage, folder: Path) -> Usage:

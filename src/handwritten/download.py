@@ -3,7 +3,8 @@
 
 A file only ever appears under its final name after its checksum has been verified, so an
 interrupted or corrupt download leaves nothing behind that a later load would trust; an
-exclusive lock on the folder makes concurrent processes fetch each file once.
+exclusive lock on the folder (`filelock`, on every platform) makes concurrent processes
+fetch each file once.
 """
 
 from __future__ import annotations
@@ -19,12 +20,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from handwritten.errors import DataError
+import filelock
 
-try:
-    import fcntl
-except ImportError:  # Windows: the atomic os.replace alone keeps concurrent downloads safe.
-    fcntl = None  # type: ignore[assignment]
+from handwritten.errors import DataError
 
 CHUNK = 1 << 16
 FAILURES = (OSError, http.client.HTTPException, ValueError, DataError)
@@ -45,29 +43,28 @@ def exclusive(directory: Path, what: str, remedy: str) -> Iterator[None]:
     """Hold an exclusive lock on `directory` (made if need be) so processes fetch each file
     once; when the folder cannot be written, the error names `what` was to go there, and
     `remedy` says what else to do."""
+    lock = filelock.FileLock(directory / ".lock")
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        lock = (directory / ".lock").open("a")
+        lock.acquire()
     except OSError as error:
         raise DataError(
             f"cannot write {what} into {directory} ({error.strerror or error}); make it "
             f"writable, or set XDG_CACHE_HOME to a writable folder, or {remedy}"
         ) from None
-    with lock:
-        if fcntl is not None:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
         yield
+    finally:
+        lock.release()
 
 
 def remove_partial_downloads(directory: Path) -> None:
     """Delete what a killed download left behind (SIGKILL skips every cleanup).
 
-    Only under the lock: holding it, no other process can be writing one. Without fcntl
-    (Windows) there is no lock, so leftovers stay; they are never read, only waste space.
+    Only under the lock: holding it, no other process can be writing one.
     """
-    if fcntl is not None:
-        for leftover in directory.rglob(".*.part"):
-            leftover.unlink(missing_ok=True)
+    for leftover in directory.rglob(".*.part"):
+        leftover.unlink(missing_ok=True)
 
 
 def fetch_verified(
