@@ -105,6 +105,11 @@ def build_lean() -> keras.Model:
     letters, symbols, doodles, scribbles and runs of several digits (`negatives.py`). The
     softmax is its own layer after the `logits`, so training can put a fitted temperature
     between them (`with_temperature`).
+
+    Residual connections around the blocks of equal width, which cost no multiply-adds, were
+    tried (seed 42, 7 Dec) and left out: the best guess was as accurate on the validation
+    writers (MNIST 99.12% against 99.16%, pendigits 98.8% against 99.2%, UNIPEN and USPS the
+    same), and at the thresholds chosen for it fewer of them were read.
     """
     import keras
 
