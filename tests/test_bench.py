@@ -83,6 +83,32 @@ def test_results_md_is_what_results_json_renders_to() -> None:
     assert results_md.render(results) == (ROOT / "benchmarks" / "RESULTS.md").read_text()
 
 
+def test_the_lowest_reject_threshold_refuses_at_most_one_percent_of_each_population() -> None:
+    """200 digits may lose 2 to refusal, 100 may lose 1: the threshold sits just above the
+    higher of the first's third highest "not a digit" score and the second's second highest."""
+    first = np.linspace(0.0, 0.5, 200)
+    second = np.concatenate([np.zeros(97), [0.55, 0.6, 0.9]])
+    threshold = bench_writers._lowest_reject([first, second])
+    assert threshold == np.nextafter(0.6, 1)
+    assert (first >= threshold).sum() == 0
+    assert (second >= threshold).sum() == 1
+    assert bench_writers._lowest_reject([first]) == np.nextafter(first[-3], 1)
+
+
+def test_the_lowest_sure_threshold_keeps_the_sure_answers_right_in_every_set() -> None:
+    """Sure answers must be 99.8% right: with one wrong answer among 100, the threshold has to
+    rise above its confidence, however many right answers that leaves unsure."""
+    confidences = np.linspace(0.5, 0.99, 100)
+    outputs = np.zeros((100, 11))
+    outputs[:, 3] = confidences
+    outputs[:, 4] = 1 - confidences
+    labels = np.full(100, 3)
+    labels[60] = 4
+    sure = bench_writers._lowest_sure([(outputs, labels)], reject=0.5)
+    assert sure == confidences[61]
+    assert bench_writers._sure(outputs, sure, 0.5).sum() == 39
+
+
 def test_the_writers_section_puts_each_target_beside_its_figure() -> None:
     figures = {"images": 100, "accuracy": 0.99, "read": 0.98, "refused": 0.005, "sure": 0.9}
     section = {
@@ -99,6 +125,11 @@ def test_the_writers_section_puts_each_target_beside_its_figure() -> None:
         },
         "numbers": {"images": 47, "correct": 41},
         "nondigits": {"images": 115, "refused": 0.91},
+        "limits": {
+            "nondigits_refused": 0.8,
+            "nondigits_refused_without_noisy": 0.92,
+            "user_digits_sure": 0.97,
+        },
         "multiply_adds": 3_879_072,
         "training_seconds": 612.0,
     }
@@ -111,7 +142,12 @@ def test_the_writers_section_puts_each_target_beside_its_figure() -> None:
     assert met["photos: read right"] is False
     assert met["MNIST test accuracy"] is True
     assert met["USPS test accuracy"] is True
-    assert met["numbers: read right"] is True
+    assert met["numbers, read digit by digit: right"] is True
+    assert (
+        met["nondigits refused at the lowest threshold refusing <= 1% of every population"] is False
+    )
+    assert met["the same, UNIPEN's noisy labels left out"] is True
+    assert met["user-digits sure at the lowest threshold keeping sure answers 99.8% right"]
     assert met["training from scratch (the card's)"] is False
     table = bench_writers.markdown(section)
     assert "| optdigits-orig (never trained on): read | 96.00% | >= 97.0% | **no** |" in table
