@@ -11,11 +11,13 @@ nothing is chosen on these sets).
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 from common import ROOT
+
+from handwritten import trust
+from handwritten.labels import digit_label, kind_label, read_labels
 
 SHARED = ROOT.parent / "shared"
 NUMBERS_BEFORE = 41
@@ -84,7 +86,6 @@ def limits(classifier, mix) -> dict:
       answers are at least 99.8% right on the drawings and on the photos (with the card's
       reject threshold).
     """
-    from handwritten import trust
     from handwritten.mixture import NOISY_LABELS
 
     refusals = {
@@ -92,7 +93,8 @@ def limits(classifier, mix) -> dict:
         for group in (mix.validation, mix.held_out)
         for name, part in group.items()
     }
-    nondigits = trust.not_a_digit_scores(_outputs(classifier, SHARED / "nondigits")[0])
+    nondigit_outputs, _ = _outputs(classifier, SHARED / "nondigits", digits=False)
+    nondigits = trust.not_a_digit_scores(nondigit_outputs)
     clean = {name: scores for name, scores in refusals.items() if name not in NOISY_LABELS}
     reject = trust.thresholds_of(classifier.card).reject
     drawings = {name: _outputs(classifier, SHARED / name) for name in ("user-digits", "photos")}
@@ -107,19 +109,18 @@ def limits(classifier, mix) -> dict:
     }
 
 
-def _outputs(classifier, folder: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """The network's outputs for a development folder's images, and their digit labels
-    (None for the non-digits); an image with no ink is left out, as it never reaches it."""
+def _outputs(classifier, folder: Path, digits: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """The network's outputs for a development folder's images (`labels.csv`), and their
+    digit labels (None for non-digits, labelled by kind); an image with no ink is left out,
+    as it never reaches the network."""
     from handwritten import predict
 
-    with open(folder / "labels.csv", newline="") as table:
-        rows = list(csv.DictReader(table))
-    read = [(predict.load_digit(folder / row["file"]), row.get("label")) for row in rows]
+    parse, column = (digit_label, "label") if digits else (kind_label, "kind")
+    rows = read_labels(folder / "labels.csv", parse, column=column)
+    read = [(predict.load_digit(path), label) for path, label in rows]
     read = [(image, label) for image, label in read if image is not None]
-    images = np.stack([image for image, _ in read])
-    labels = [label for _, label in read]
-    digits = np.array([int(label) for label in labels]) if labels[0] is not None else None
-    return classifier.probabilities(images), digits
+    outputs = classifier.probabilities(np.stack([image for image, _ in read]))
+    return outputs, np.array([label for _, label in read]) if digits else None
 
 
 def _lowest_reject(populations, budget: float = TARGETS["validation_refused"]) -> float:
@@ -129,16 +130,12 @@ def _lowest_reject(populations, budget: float = TARGETS["validation_refused"]) -
 
 
 def _sure(outputs: np.ndarray, sure: float, reject: float) -> np.ndarray:
-    from handwritten import trust
-
     status = trust.statuses(outputs, trust.Thresholds(sure=sure, reject=reject))
     return status == "digit"
 
 
 def _lowest_sure(sets, reject: float) -> float:
     """The lowest sure threshold whose sure answers are right often enough in every set."""
-    from handwritten import trust
-
     sets = list(sets)
     for sure in np.unique(np.concatenate([trust.digit_probabilities(o).max(1) for o, _ in sets])):
         if all(_right_enough(outputs, labels, sure, reject) for outputs, labels in sets):
@@ -147,8 +144,6 @@ def _lowest_sure(sets, reject: float) -> float:
 
 
 def _right_enough(outputs: np.ndarray, labels: np.ndarray, sure: float, reject: float) -> bool:
-    from handwritten import trust
-
     answered = _sure(outputs, sure, reject)
     right = trust.digit_probabilities(outputs).argmax(1) == labels
     return not answered.any() or right[answered].mean() >= TARGETS["sure_accuracy"]

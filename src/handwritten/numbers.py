@@ -290,6 +290,8 @@ def proposals(
             return []
         boxes.append(Proposal("found", _around_found(found, scale, (width, height))))
     boxes.extend(lines)
+    # The marks left once only rules of TALL_RULE_SHARE are taken away: a tall 1 at the edge
+    # is writing that touches it.
     touched = _edges_touched(marks[-1], grey.shape)
     distinct: dict[Box, Proposal] = {}
     for proposal in boxes:
